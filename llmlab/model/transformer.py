@@ -1,0 +1,212 @@
+"""The decoder-only transformer language model.
+
+One class covers the GPT-2 family (learned positions, LayerNorm, GELU, biases, tied embeddings)
+and the Llama family (RoPE, RMSNorm, SwiGLU, grouped-query attention, untied head); the config
+chooses. Blocks are pre-norm: x + attn(norm(x)), then x + mlp(norm(x)).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from llmlab.config import ModelConfig
+from llmlab.model.attention import CausalSelfAttention
+from llmlab.model.kv_cache import KVCache
+from llmlab.model.layers import RotaryEmbedding, make_mlp, make_norm
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # [batch, seq (or the kept positions), vocab]
+    loss: torch.Tensor | None = None
+    kv_cache: KVCache | None = None
+    attentions: list[torch.Tensor] | None = None  # per layer [batch, heads, seq, keys]
+    hidden_states: torch.Tensor | None = None  # final-norm output [batch, seq, d_model]
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.attn_norm = make_norm(config)
+        self.attn = CausalSelfAttention(config)
+        self.mlp_norm = make_norm(config)
+        self.mlp = make_mlp(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, rope, mask, kv_cache, layer_idx, need_weights):
+        a, weights = self.attn(self.attn_norm(x), rope, mask, kv_cache, layer_idx, need_weights)
+        x = x + self.dropout(a)
+        x = x + self.dropout(self.mlp(self.mlp_norm(x)))
+        return x, weights
+
+
+class TransformerLM(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_embed = nn.Embedding(config.context_length, config.d_model) if config.position == "learned" else None
+        self.rope = (
+            RotaryEmbedding(config.head_dim, config.context_length, config.rope_theta)
+            if config.position == "rope" else None
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.final_norm = make_norm(config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.reset_parameters()
+
+    # ------------------------------------------------------------------ init
+    def reset_parameters(self) -> None:
+        """GPT-2 initialisation: N(0, 0.02) weights, zero biases, and residual output projections
+        scaled by 1/sqrt(2 * n_layer) so the residual stream's variance does not grow with depth."""
+        std = self.config.init_std
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+        for block in self.blocks:
+            for proj in (block.attn.out, block.mlp.down):
+                nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        *,
+        targets: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+        num_logits_to_keep: int = 0,
+    ) -> ModelOutput:
+        """Logits for `input_ids` [batch, seq] and, optionally, the loss.
+
+        attention_mask: [batch, past + seq] with 1 for real tokens and 0 for padding (Hugging Face
+            convention), or a boolean [batch, 1, seq, past + seq] mask (True = may attend), e.g.
+            block-diagonal for packed sequences (then pass matching `position_ids`).
+        labels: [batch, seq]; the loss is the next-token cross-entropy of logits[:, :-1] against
+            labels[:, 1:], ignoring -100.
+        targets: [batch, seq], already shifted (targets[:, t] is the token after input_ids[:, t]);
+            the same loss without the shifting copy, for the training loop.
+        kv_cache: a KVCache to read past keys/values from and append this step's to.
+        num_logits_to_keep: if > 0, only the last that many positions get logits (decoding needs one).
+        """
+        hidden, attentions = self.forward_hidden(
+            input_ids, attention_mask, position_ids=position_ids, kv_cache=kv_cache,
+            output_attentions=output_attentions,
+        )
+        head_in = hidden[:, -num_logits_to_keep:] if num_logits_to_keep > 0 else hidden
+        logits = self.lm_head(head_in)
+        loss = None
+        if labels is not None or targets is not None:
+            if num_logits_to_keep > 0:
+                raise ValueError("a loss needs logits for every position; do not combine it with num_logits_to_keep")
+            if targets is None:
+                logits_for_loss, targets = logits[:, :-1], labels[:, 1:]
+            else:
+                logits_for_loss = logits
+            loss = F.cross_entropy(
+                logits_for_loss.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
+            )
+        return ModelOutput(
+            logits=logits,
+            loss=loss,
+            kv_cache=kv_cache,
+            attentions=attentions,
+            hidden_states=hidden if output_hidden_states else None,
+        )
+
+    def forward_hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        """The final-norm hidden states [batch, seq, d_model] (what heads for rewards and values read)."""
+        B, T = input_ids.shape
+        past = kv_cache.length if kv_cache is not None else 0
+        if past + T > self.config.context_length:
+            raise ValueError(
+                f"sequence of {past + T} tokens exceeds the model's context length of {self.config.context_length}"
+            )
+        if position_ids is None:
+            position_ids = default_position_ids(attention_mask, past, T, input_ids.device)
+        mask = build_attention_mask(attention_mask, T, past, input_ids.device)
+
+        x = self.embed(input_ids)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed(position_ids)
+        rope = self.rope(position_ids, x.dtype) if self.rope is not None else None
+        x = self.dropout(x)
+        attentions = [] if output_attentions else None
+        for i, block in enumerate(self.blocks):
+            x, weights = block(x, rope, mask, kv_cache, i, output_attentions)
+            if attentions is not None:
+                attentions.append(weights)
+        if kv_cache is not None:
+            kv_cache.advance(T)
+        return self.final_norm(x), attentions
+
+    # ------------------------------------------------------------------ helpers
+    def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        return KVCache.for_model(self, batch_size, max_len)
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        """Distinct parameters (a tied head counts once); without embeddings: minus token and
+        learned position embeddings (Kaplan's N)."""
+        n = sum(p.numel() for p in self.parameters())
+        if exclude_embeddings:
+            n -= self.embed.weight.numel()
+            if self.pos_embed is not None:
+                n -= self.pos_embed.weight.numel()
+        return n
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.weight.device
+
+
+def default_position_ids(attention_mask, past: int, T: int, device) -> torch.Tensor:
+    if attention_mask is not None and attention_mask.dim() == 2:
+        # Left padding: a row's first real token gets position 0.
+        return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:past + T]
+    return torch.arange(past, past + T, device=device).unsqueeze(0)
+
+
+def build_attention_mask(attention_mask, T: int, past: int, device) -> torch.Tensor | None:
+    """Boolean [B or 1, 1, T, past+T] mask, or None when plain causal attention is exact."""
+    S = past + T
+    if attention_mask is None:
+        if past == 0 or T == 1:
+            return None  # is_causal (fresh) or attend-to-everything (one new token)
+        return torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=past)[None, None]
+    if attention_mask.dim() == 4:
+        return attention_mask.to(torch.bool)
+    if attention_mask.shape[-1] != S:
+        raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions, expected {S} (past + new)")
+    keys_ok = attention_mask.to(torch.bool)[:, None, None, :]
+    causal = torch.ones(T, S, dtype=torch.bool, device=device).tril(diagonal=past)
+    # A padding query would see no key at all (NaN in softmax); let every query see itself.
+    # Those positions' outputs are never used.
+    self_pos = torch.zeros(T, S, dtype=torch.bool, device=device)
+    self_pos[torch.arange(T, device=device), past + torch.arange(T, device=device)] = True
+    return (causal & keys_ok) | self_pos
