@@ -1,0 +1,262 @@
+"""Checkpoint directories: save atomically, load with checks, never unpickle.
+
+A checkpoint is a directory holding
+    config.json              the ModelConfig (plus a format marker)
+    model.safetensors        the weights
+    tokenizer.json           the tokenizer (+ tokenizer_config.json with the chat template)
+    generation_config.json   default decoding settings (eos/pad ids, ...)
+and, for resumable training runs, trainer state files written by `llmlab.train`.
+
+Writes go to a temporary sibling directory that is renamed into place, so a crash never leaves a
+half-written checkpoint under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from llmlab.config import ModelConfig
+from llmlab.errors import CheckpointError, ConfigError, LLMLabError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+GENERATION_CONFIG_FILE = "generation_config.json"
+FORMAT = "llmlab"
+_FLOAT_DTYPES = ("F32", "F16", "BF16")
+
+
+# ---------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_directory(path: str | Path) -> Iterator[Path]:
+    """Yield an empty temporary directory; on success it replaces `path` (the old one is deleted
+    only after the new one is in place). On error the temporary directory is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if path.exists():
+            old = path.parent / f".{path.name}.old-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a small file so readers see either the old or the new content, never a mix."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(root: Path) -> None:
+    for file in root.rglob("*"):
+        if file.is_file():
+            fd = os.open(file, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+# ---------------------------------------------------------------------------- save
+def save_checkpoint(
+    path: str | Path,
+    model,
+    tokenizer=None,
+    *,
+    generation_config: dict[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save `model` (and `tokenizer`) as a checkpoint directory at `path`, atomically.
+
+    write_extra(tmp_dir) may add more files (the trainer's resume state) inside the same atomic write.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    with atomic_directory(path) as tmp:
+        config = {"format": FORMAT, **model.config.to_dict()}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        save_file(weights_for_saving(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+        gen = default_generation_config(tokenizer)
+        gen.update(generation_config or getattr(model, "generation_config", None) or {})
+        (tmp / GENERATION_CONFIG_FILE).write_text(json.dumps(gen, indent=2) + "\n")
+        if write_extra is not None:
+            write_extra(tmp)
+    return path
+
+
+def weights_for_saving(model) -> dict[str, Any]:
+    """The model's tensors, contiguous, with a tied head stored once (safetensors forbids aliases)."""
+    state = model.state_dict()
+    if model.config.tie_embeddings:
+        state.pop("lm_head.weight", None)
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def default_generation_config(tokenizer) -> dict[str, Any]:
+    if tokenizer is None:
+        return {}
+    stop = tokenizer.stop_token_ids
+    return {
+        "eos_token_id": stop if len(stop) > 1 else (stop[0] if stop else None),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+    }
+
+
+# ---------------------------------------------------------------------------- load
+def load_config(path: str | Path) -> ModelConfig:
+    """The ModelConfig of a checkpoint directory, with clear errors for anything else."""
+    path = Path(path)
+    if not path.exists():
+        hint = ""
+        olds = list(path.parent.glob(f".{path.name}.old-*")) if path.parent.exists() else []
+        if olds:
+            hint = f" (a previous version survives at {olds[0]}; a save was interrupted: rename it back)"
+        raise CheckpointError(f"checkpoint directory not found: {path}{hint}")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is a file; a checkpoint is a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
+    config_file = path / CONFIG_FILE
+    if not config_file.is_file():
+        raise CheckpointError(f"{path} is not an llmlab checkpoint: it has no {CONFIG_FILE}")
+    try:
+        data = json.loads(config_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{config_file} must hold a JSON object")
+    if data.get("format") != FORMAT:
+        if "model_type" in data:
+            raise CheckpointError(
+                f"{path} looks like a Hugging Face model folder (model_type={data['model_type']!r}); "
+                f"convert it first: llmlab import-hf {path} --out DIR"
+            )
+        raise CheckpointError(f"{config_file} is not an llmlab config (no \"format\": \"{FORMAT}\" marker)")
+    data.pop("format")
+    try:
+        return ModelConfig.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{config_file}: {exc}") from None
+
+
+def read_safetensors(file: Path) -> dict[str, Any]:
+    """All tensors of a safetensors file, with a one-line error if it is missing or corrupt."""
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        raise CheckpointError(f"weights file missing: {file}")
+    try:
+        return load_file(str(file))
+    except Exception as exc:  # SafetensorError, OSError, ... : all mean "unreadable"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{file} is corrupt or truncated ({reason})") from None
+
+
+def check_state_dict(expected: dict[str, Any], found: dict[str, Any], source: Path) -> None:
+    """Raise a one-line CheckpointError naming the first mismatch between model and file."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise CheckpointError(f"{source} lacks weight {missing[0]!r}{more}; config and weights do not match")
+    if unexpected:
+        more = f" and {len(unexpected) - 1} more" if len(unexpected) > 1 else ""
+        raise CheckpointError(f"{source} has unexpected weight {unexpected[0]!r}{more}; config and weights do not match")
+    for name, want in expected.items():
+        got = found[name]
+        if tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(
+                f"{source}: weight {name!r} has shape {list(got.shape)} but the config implies {list(want.shape)}"
+            )
+        if not got.is_floating_point():
+            raise CheckpointError(f"{source}: weight {name!r} has non-float dtype {got.dtype}")
+
+
+def load_model(path: str | Path, device: str | Any = "cpu", dtype: Any = None):
+    """Build the model of a checkpoint directory and load its weights (checked, never unpickled)."""
+    import torch
+
+    from llmlab.model import TransformerLM
+
+    path = Path(path)
+    config = load_config(path)
+    tensors = read_safetensors(path / WEIGHTS_FILE)
+    model = TransformerLM(config)
+    expected = weights_for_saving(model)
+    check_state_dict(expected, tensors, path / WEIGHTS_FILE)
+    stored_dtype = next(iter(tensors.values())).dtype if tensors else torch.float32
+    model.load_state_dict(tensors, strict=not config.tie_embeddings)
+    model.to(device=resolve_device(device), dtype=dtype or stored_dtype)
+    gen_file = path / GENERATION_CONFIG_FILE
+    model.generation_config = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
+    return model.eval()
+
+
+def load(path: str | Path, device: str | Any = "cpu", dtype: Any = None):
+    """`model, tokenizer = llmlab.load(DIR)` for any checkpoint directory (tokenizer None if absent)."""
+    from llmlab.tokenizer import Tokenizer
+
+    path = Path(path)
+    model = load_model(path, device=device, dtype=dtype)
+    tokenizer = None
+    if (path / "tokenizer.json").is_file():
+        try:
+            tokenizer = Tokenizer.from_pretrained(path)
+        except LLMLabError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+        if tokenizer.vocab_size > model.config.vocab_size:
+            raise CheckpointError(
+                f"{path}: the tokenizer has {tokenizer.vocab_size} tokens but the model's vocab_size is "
+                f"{model.config.vocab_size}; they do not belong together"
+            )
+        if tokenizer.model_max_length is None:
+            tokenizer.model_max_length = model.config.context_length
+    return model, tokenizer
+
+
+def resolve_device(device: str | Any = "auto"):
+    """'auto' picks CUDA, then Apple MPS, then the CPU."""
+    import torch
+
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ConfigError(f"unknown device {device!r}: {exc}") from None
