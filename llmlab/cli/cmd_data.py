@@ -8,7 +8,7 @@ from llmlab.cli.common import LazyGroup
     cls=LazyGroup,
     lazy_subcommands={
         "tinyworld": "llmlab.data.tinyworld.cli:tinyworld",
-        "prepare": "llmlab.data.prepare:prepare_command",
+        "prepare": "llmlab.cli.data_prepare:prepare_command",
     },
 )
 def command() -> None:

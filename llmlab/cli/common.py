@@ -93,3 +93,44 @@ class LazyGroup(click.Group):
             module_name, attr = self.lazy_subcommands[name].split(":")
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, name)
+
+
+def options_from_dataclass(cls, exclude: Sequence[str] = ()) -> Callable:
+    """Decorate a click command with one --flag per dataclass field (help from field metadata).
+
+    Every option defaults to None so the command can tell which flags the user actually gave
+    (they override a --config file or a resumed run's saved settings).
+    """
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+
+    def decorate(func: Callable) -> Callable:
+        for f in reversed(dataclasses.fields(cls)):
+            if f.name in exclude:
+                continue
+            flag = "--" + f.name.replace("_", "-")
+            kind = hints[f.name]
+            base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
+            default = f.default if f.default is not dataclasses.MISSING else None
+            help_text = f.metadata.get("help", "")
+            if default not in (None, ""):
+                help_text += f"  [default: {default}]"
+            if base is bool:
+                func = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)(func)
+            else:
+                func = click.option(flag, f.name, type=base, default=None, help=help_text)(func)
+        return func
+
+    return decorate
+
+
+def dataclass_from_options(cls, options: dict[str, Any], base: dict[str, Any] | None = None):
+    """Build `cls` from a base mapping (a config file) overridden by the flags the user gave."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    data = dict(base or {})
+    data.update({k: v for k, v in options.items() if k in names and v is not None})
+    return cls.from_dict(data) if hasattr(cls, "from_dict") else cls(**data)

@@ -1,0 +1,154 @@
+"""Pre-training: build the model and data from a TrainConfig and run the training loop."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llmlab.checkpoint import load_config, resolve_device
+from llmlab.config import ModelConfig, load_config_file, preset
+from llmlab.data.loader import WindowLoader, eval_batches
+from llmlab.data.shards import PreparedData
+from llmlab.data.token_bytes import token_byte_lengths
+from llmlab.errors import ConfigError, DataError
+from llmlab.model import TransformerLM
+from llmlab.train.config import TrainConfig
+from llmlab.train.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from llmlab.train.objectives import NextTokenLoss
+from llmlab.train.trainer import CHECKPOINT_DIR, TRAINER_STATE, Trainer, recover_interrupted_save
+
+
+def build_model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
+    if cfg.init_from:
+        model_cfg = load_config(cfg.init_from)
+    else:
+        overrides = load_config_file(cfg.model_config) if cfg.model_config else {}
+        # The vocabulary follows the data's tokenizer unless the user fixed it explicitly.
+        overrides.setdefault("vocab_size", vocab_size)
+        model_cfg = preset(cfg.preset, **overrides)
+    if vocab_size > model_cfg.vocab_size:
+        raise DataError(
+            f"the data's tokenizer has {vocab_size} tokens but the model's vocabulary has {model_cfg.vocab_size}: "
+            "they do not match"
+        )
+    return model_cfg
+
+
+def make_eval_fn(split, seq_len: int, batch_size: int, max_windows: int, byte_lengths, dist: DistInfo, device):
+    """Validation loss (nats/token), perplexity and bits per byte over fixed validation windows,
+    shared out among processes."""
+    byte_lengths = torch.as_tensor(byte_lengths)
+    batches = list(eval_batches(split, seq_len, batch_size, max_windows))
+
+    def evaluate(model) -> dict[str, float]:
+        nats = tokens = n_bytes = 0.0
+        for i, batch in enumerate(batches):
+            if i % dist.world_size != dist.rank:
+                continue
+            x, y = batch["input_ids"].to(device), batch["targets"].to(device)
+            logits = model(x).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), reduction="sum")
+            nats += float(loss)
+            tokens += y.numel()
+            n_bytes += float(byte_lengths[y.cpu()].sum())
+        nats, tokens, n_bytes = all_reduce_sum([nats, tokens, n_bytes], device)
+        val_loss = nats / max(tokens, 1)
+        return {
+            "val_loss": val_loss,
+            "val_ppl": math.exp(min(val_loss, 50.0)),
+            "val_bpb": nats / (math.log(2) * max(n_bytes, 1)),
+        }
+
+    return evaluate
+
+
+def make_sample_fn(tokenizer, prompt: str, n: int, max_new_tokens: int = 48):
+    def sample(model) -> list[str]:
+        from llmlab.infer import generate_text
+
+        return [
+            prompt + generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens, temperature=0.8, top_k=40, seed=i)
+            for i in range(n)
+        ]
+
+    return sample if n > 0 else None
+
+
+def run_pretraining(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    dist = init_distributed(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    try:
+        return _run(cfg, resume, device, dist, log)
+    finally:
+        shutdown()
+
+
+def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[str, Any]:
+    out = Path(cfg.out)
+    ckpt = out / CHECKPOINT_DIR
+    recover_interrupted_save(ckpt)
+    has_run = (ckpt / TRAINER_STATE).is_file()
+    if has_run and not resume:
+        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
+
+    data = PreparedData(cfg.data)
+    tokenizer = data.load_tokenizer()
+    if tokenizer.fingerprint() != data.manifest.get("tokenizer_fingerprint"):
+        raise DataError(f"{data.tokenizer_dir} is not the tokenizer the shards were made with")
+    model_cfg = load_config(ckpt) if has_run else build_model_config(cfg, tokenizer.vocab_size)
+    if tokenizer.vocab_size > model_cfg.vocab_size:
+        raise DataError(f"the data's tokenizer ({tokenizer.vocab_size} tokens) does not fit the model's vocabulary ({model_cfg.vocab_size})")
+    seq_len = cfg.seq_len or model_cfg.context_length
+    if seq_len > model_cfg.context_length:
+        raise ConfigError(f"seq_len {seq_len} exceeds the model's context length {model_cfg.context_length}")
+
+    torch.manual_seed(cfg.seed)
+    model = TransformerLM(model_cfg)
+    if cfg.init_from and not has_run:
+        from llmlab.checkpoint import load_model
+
+        model.load_state_dict(load_model(cfg.init_from).state_dict())
+    model.to(device)
+
+    micro_tokens = cfg.batch_size * seq_len * dist.world_size
+    accum = 1
+    if cfg.global_batch_tokens:
+        accum, rem = divmod(cfg.global_batch_tokens, micro_tokens)
+        if rem or accum < 1:
+            raise ConfigError(
+                f"global_batch_tokens ({cfg.global_batch_tokens}) must be a multiple of batch_size x seq_len x "
+                f"processes = {micro_tokens}"
+            )
+    loader = WindowLoader(
+        data.split("train"), seq_len, cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size
+    )
+    eval_fn = make_eval_fn(
+        data.split("val"), seq_len, cfg.batch_size, cfg.eval_windows, token_byte_lengths(tokenizer), dist, device
+    )
+    trainer = Trainer(
+        model, NextTokenLoss(), loader, cfg, device=device, dist=dist, tokenizer=tokenizer, eval_fn=eval_fn,
+        sample_fn=make_sample_fn(tokenizer, cfg.sample_prompt, cfg.samples), accum_steps=accum, log=log,
+    )
+    if has_run:
+        trainer.resume()
+    trainer.plan(micro_tokens * accum)
+    if dist.is_main:
+        n = model.num_parameters()
+        log(
+            f"model: {n / 1e6:.2f}M parameters ({model_cfg.n_layer} layers, d_model {model_cfg.d_model}); "
+            f"{micro_tokens * accum:,} tokens per step; {loader.windows_per_epoch * seq_len:,} training tokens; "
+            f"device {device}, precision {trainer.precision}"
+        )
+    result = trainer.train()
+    result["val_loss"] = trainer.state.last_eval.get("val_loss")
+    result["val_bpb"] = trainer.state.last_eval.get("val_bpb")
+    result["val_ppl"] = trainer.state.last_eval.get("val_ppl")
+    return result

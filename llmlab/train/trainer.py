@@ -1,0 +1,515 @@
+"""The one training loop.
+
+Pre-training, SFT, reward modelling and DPO differ only in their batches and their objective,
+`objective(model, batch) -> (loss, metrics)`; everything else lives here once: AdamW and the
+schedule, gradient accumulation to a global batch, clipping, mixed precision, DDP, skipping bad
+updates, evaluation, atomic checkpoints with exact resume, metrics.jsonl, a progress bar.
+
+A run directory holds
+    train_config.json   the resolved settings (repeat a run with --config)
+    metrics.jsonl       one line per optimizer step and per evaluation
+    loss_curve.png      drawn at every evaluation
+    checkpoint/         the latest checkpoint: model files + trainer_state.pt + rng_state_<rank>.pt
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import signal
+import statistics
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+
+from llmlab.checkpoint import save_checkpoint
+from llmlab.errors import CheckpointError, LLMLabError
+from llmlab.train.config import TrainConfig
+from llmlab.train.distributed import DistInfo, all_reduce_sum
+from llmlab.train.metrics_log import PLOT_FILE, MetricsLog, plot_loss_curve
+from llmlab.train.optim import lr_at, make_optimizer
+
+CHECKPOINT_DIR = "checkpoint"
+TRAINER_STATE = "trainer_state.pt"
+CONFIG_FILE = "train_config.json"
+
+
+class TrainingError(LLMLabError):
+    """Training cannot continue (e.g. repeated non-finite losses)."""
+
+
+class Batches(Protocol):
+    """An endless batch iterator whose position can be saved and restored."""
+
+    def __next__(self) -> dict[str, torch.Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+Objective = Callable[[torch.nn.Module, dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, Any]]]
+
+
+@dataclass
+class LoopState:
+    step: int = 0  # optimizer steps taken (skipped ones included)
+    tokens: int = 0  # input tokens processed, all processes together
+    elapsed: float = 0.0  # training seconds, summed over resumed sessions
+    total_steps: int | None = None
+    bad_in_a_row: int = 0
+    skipped: int = 0
+    grad_norms: deque = field(default_factory=lambda: deque(maxlen=50))
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+def batch_weight(objective: Objective, batch: dict[str, torch.Tensor]) -> float:
+    """How much a micro-batch counts in the step's average: the objective's own count (e.g. target
+    tokens for SFT, pairs for DPO) if it defines one, else its number of sequences."""
+    weigh = getattr(objective, "weight", None)
+    if weigh is not None:
+        return float(weigh(batch))
+    return float(next(iter(batch.values())).shape[0])
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision != "auto":
+        if precision == "fp16" and device.type != "cuda":
+            raise LLMLabError("fp16 mixed precision needs a CUDA GPU; use bf16 or fp32 on this device")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"  # CPU bf16 autocast is only faster on chips with AMX/AVX512-BF16
+
+
+def autocast_context(precision: str, device: torch.device):
+    if precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(device_type=device.type, dtype=dtype)
+    return contextlib.nullcontext()
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        objective: Objective,
+        batches: Batches,
+        config: TrainConfig,
+        *,
+        device: torch.device,
+        dist: DistInfo | None = None,
+        tokenizer=None,
+        eval_fn: Callable[[torch.nn.Module], dict[str, float]] | None = None,
+        sample_fn: Callable[[torch.nn.Module], list[str]] | None = None,
+        accum_steps: int = 1,
+        tokens_per_step: int | None = None,
+        checkpoint_extra: Callable[[Path], None] | None = None,
+        extra_parameters: list[torch.nn.Parameter] | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.raw_model = model
+        self.objective = objective
+        self.batches = batches
+        self.cfg = config
+        self.device = device
+        self.dist = dist or DistInfo()
+        self.tokenizer = tokenizer
+        self.eval_fn = eval_fn
+        self.sample_fn = sample_fn
+        self.accum_steps = accum_steps
+        self.tokens_per_step = tokens_per_step
+        self.checkpoint_extra = checkpoint_extra
+        self.log = log if self.dist.is_main else (lambda *_: None)
+        self.out = Path(config.out)
+        self.precision = resolve_precision(config.precision, device)
+        self.state = LoopState()
+        self.metrics = MetricsLog(self.out, enabled=self.dist.is_main)
+        self._stop_requested = False
+
+        self.model = model
+        if config.compile:
+            self.model = torch.compile(self.model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = DDP(self.model, device_ids=ids)
+        self.optimizer = make_optimizer(
+            model, config.lr, config.weight_decay, betas=(config.beta1, config.beta2), eps=config.eps
+        )
+        if extra_parameters:
+            self.optimizer.add_param_group({"params": extra_parameters, "weight_decay": 0.0})
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+
+    # ------------------------------------------------------------------ budget
+    def plan(self, tokens_per_step: int) -> None:
+        """Fix the number of steps from the budget (max_steps, max_tokens; minutes estimates later)."""
+        cfg = self.cfg
+        limits = []
+        if cfg.max_steps is not None:
+            limits.append(cfg.max_steps)
+        if cfg.max_tokens is not None:
+            limits.append(max(1, math.ceil(cfg.max_tokens / tokens_per_step)))
+        if limits:  # recomputed on resume too, so a resumed run may be given a new budget
+            self.state.total_steps = min(limits)
+
+    # ------------------------------------------------------------------ resume
+    def resume(self, checkpoint_dir: Path | None = None) -> bool:
+        """Restore model, optimizer, schedule position, RNG and data position from the run's
+        latest checkpoint. Returns False if there is none yet."""
+        ckpt = Path(checkpoint_dir or self.out / CHECKPOINT_DIR)
+        recover_interrupted_save(ckpt)
+        state_file = ckpt / TRAINER_STATE
+        if not state_file.is_file():
+            return False
+        from llmlab.checkpoint import check_state_dict, read_safetensors, weights_for_saving
+
+        tensors = read_safetensors(ckpt / "model.safetensors")
+        check_state_dict(weights_for_saving(self.raw_model), tensors, ckpt / "model.safetensors")
+        self.raw_model.load_state_dict(tensors, strict=not self.raw_model.config.tie_embeddings)
+        try:
+            saved = torch.load(state_file, map_location=self.device, weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"{state_file} is corrupt: {str(exc).splitlines()[0]}") from None
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.scaler is not None and saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        self.batches.load_state_dict(saved["data"])
+        loop = saved["loop"]
+        self.state.step, self.state.tokens, self.state.elapsed = loop["step"], loop["tokens"], loop["elapsed"]
+        self.state.total_steps = loop["total_steps"]
+        self.state.skipped = loop.get("skipped", 0)
+        self.state.grad_norms.extend(loop.get("grad_norms", []))
+        rng_file = ckpt / f"rng_state_{self.dist.rank}.pt"
+        if rng_file.is_file():
+            set_rng_state(torch.load(rng_file, weights_only=True))
+        self.metrics.truncate_after(self.state.step)
+        self.log(f"resumed from {ckpt} at step {self.state.step} ({self.state.tokens:,} tokens)")
+        return True
+
+    # ------------------------------------------------------------------ checkpoint
+    def save(self) -> Path:
+        """Write the checkpoint (rank 0) atomically; other ranks only save their RNG state."""
+        ckpt = self.out / CHECKPOINT_DIR
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "data": self.batches.state_dict(),
+            "loop": {
+                "step": self.state.step, "tokens": self.state.tokens, "elapsed": self.state.elapsed,
+                "total_steps": self.state.total_steps, "skipped": self.state.skipped,
+                "grad_norms": list(self.state.grad_norms),
+            },
+        }
+
+        def write_extra(tmp: Path) -> None:
+            torch.save(state, tmp / TRAINER_STATE)
+            torch.save(get_rng_state(), tmp / "rng_state_0.pt")
+            self.cfg.save(tmp / CONFIG_FILE)
+            if self.checkpoint_extra is not None:
+                self.checkpoint_extra(tmp)
+
+        if self.dist.enabled:
+            # Ranks > 0 keep their RNG next to the checkpoint after rank 0 has put it in place.
+            from llmlab.train.distributed import barrier
+
+            if self.dist.is_main:
+                save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra)
+            barrier()
+            if not self.dist.is_main:
+                torch.save(get_rng_state(), ckpt / f"rng_state_{self.dist.rank}.pt")
+            barrier()
+        else:
+            save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra)
+        return ckpt
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> dict[str, Any]:
+        cfg, st = self.cfg, self.state
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            cfg.save(self.out / CONFIG_FILE)
+            if st.step == 0:
+                self.metrics.truncate_after(0)  # a fresh start: forget any earlier attempt's lines
+        self._install_signal_handlers()
+        session_start = time.perf_counter()
+        elapsed_before = st.elapsed
+        bar = None
+        try:
+            while True:
+                if st.total_steps is not None and st.step >= st.total_steps:
+                    break
+                if cfg.minutes is not None and st.elapsed >= cfg.minutes * 60:
+                    break
+                if self._stop_requested:
+                    raise KeyboardInterrupt
+                t0 = time.perf_counter()
+                record = self._step()
+                st.elapsed = elapsed_before + (time.perf_counter() - session_start)
+                self._maybe_estimate_steps_from_minutes()
+                if bar is None:
+                    bar = self._progress_bar()
+                dt = time.perf_counter() - t0
+                record["tokens_per_s"] = record.pop("_step_tokens") / max(dt, 1e-9)
+                mfu = self._mfu(record["tokens_per_s"])
+                if mfu is not None:
+                    record["mfu"] = mfu
+                if st.step % cfg.log_every == 0 or "skipped" in record:
+                    self.metrics.write(record)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+                final = st.total_steps is not None and st.step >= st.total_steps
+                if final or (cfg.minutes is not None and st.elapsed >= cfg.minutes * 60):
+                    break
+                if st.step % cfg.eval_every == 0:
+                    self._evaluate(bar)
+                if st.step % cfg.save_every == 0:
+                    self.save()
+        except KeyboardInterrupt:
+            if bar is not None:
+                bar.close()
+            ckpt = self.save()
+            self.log(f"\ninterrupted at step {st.step}; checkpoint saved to {ckpt}. Continue with --resume.")
+            raise
+        finally:
+            self._restore_signal_handlers()
+        if bar is not None:
+            bar.close()
+        result = self._evaluate(None) if self.eval_fn is not None else {}
+        ckpt = self.save()
+        return {**result, "step": st.step, "tokens": st.tokens, "seconds": st.elapsed, "checkpoint": str(ckpt)}
+
+    def _step(self) -> dict[str, Any]:
+        cfg, st = self.cfg, self.state
+        micro = [next(self.batches) for _ in range(self.accum_steps)]
+        micro = [{k: v.to(self.device, non_blocking=True) for k, v in b.items()} for b in micro]
+        weights = [batch_weight(self.objective, b) for b in micro]
+        total_weight = all_reduce_sum([sum(weights)], self.device)[0]
+        step_tokens = sum(int(b["input_ids"].numel()) for b in micro if "input_ids" in b)
+        step_tokens = int(all_reduce_sum([float(step_tokens)], self.device)[0])
+
+        lr = lr_at(
+            st.step, max_lr=cfg.lr, total_steps=st.total_steps or 10**9, warmup_steps=cfg.warmup_steps,
+            schedule=cfg.schedule, min_lr_ratio=cfg.min_lr_ratio, decay_fraction=cfg.decay_fraction,
+        )
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss_sum, metric_sums = 0.0, {}
+        for i, (batch, w) in enumerate(zip(micro, weights)):
+            # DDP averages gradients over ranks, hence the world_size factor.
+            scale = w * self.dist.world_size / total_weight
+            sync = i == len(micro) - 1
+            ctx = self.model.no_sync() if (self.dist.enabled and not sync) else contextlib.nullcontext()
+            with ctx:
+                with autocast_context(self.precision, self.device):
+                    loss, metrics = self.objective(self.model, batch)
+                scaled = loss * scale
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            loss_sum += float(loss.detach()) * w
+            for k, v in metrics.items():
+                metric_sums[k] = metric_sums.get(k, 0.0) + float(v) * w
+        keys = sorted(metric_sums)
+        reduced = all_reduce_sum([loss_sum] + [metric_sums[k] for k in keys], self.device)
+        loss_value = reduced[0] / total_weight
+        extra = {k: v / total_weight for k, v in zip(keys, reduced[1:])}
+
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if cfg.grad_clip > 0:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+        else:
+            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
+
+        reason = self._bad_update_reason(loss_value, grad_norm)
+        st.step += 1
+        st.tokens += step_tokens
+        record: dict[str, Any] = {
+            "step": st.step, "loss": loss_value, "lr": lr, "tokens": st.tokens, "grad_norm": grad_norm,
+            "elapsed": round(st.elapsed, 3), **extra, "_step_tokens": step_tokens,
+        }
+        if reason is not None:
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.update()
+            st.skipped += 1
+            st.bad_in_a_row += 1
+            record["skipped"] = reason
+            self.log(f"step {st.step}: skipped the update ({reason})")
+            if st.bad_in_a_row >= cfg.max_bad_steps:
+                ckpt = self.out / CHECKPOINT_DIR
+                where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+                self.metrics.write({k: v for k, v in record.items() if not k.startswith("_")})
+                raise TrainingError(
+                    f"{st.bad_in_a_row} bad updates in a row (last: {reason}); stopping. {where}. "
+                    "Try a lower --lr, more --warmup-steps, or fp32/bf16 precision."
+                )
+            return record
+        st.bad_in_a_row = 0
+        st.grad_norms.append(grad_norm)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return record
+
+    def _bad_update_reason(self, loss: float, grad_norm: float) -> str | None:
+        if not math.isfinite(loss):
+            return f"non-finite loss {loss}"
+        if not math.isfinite(grad_norm):
+            if self.scaler is not None:
+                return None  # the fp16 scaler skips the step itself and lowers its scale
+            return f"non-finite gradient norm {grad_norm}"
+        norms = self.state.grad_norms
+        if len(norms) >= 10 and self.state.step >= self.cfg.warmup_steps:
+            median = statistics.median(norms)
+            if grad_norm > self.cfg.spike_factor * median:
+                return f"gradient norm {grad_norm:.3g} is over {self.cfg.spike_factor:g}x the recent median {median:.3g}"
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def _evaluate(self, bar) -> dict[str, float]:
+        if self.eval_fn is None:
+            return {}
+        self.model.eval()
+        with torch.no_grad(), autocast_context(self.precision, self.device):
+            result = self.eval_fn(self.raw_model)
+        self.state.last_eval = result
+        self.metrics.write({"step": self.state.step, "tokens": self.state.tokens, **result})
+        if self.dist.is_main:
+            summary = "  ".join(f"{k} {v:.4f}" for k, v in result.items() if isinstance(v, float))
+            write = bar.write if bar is not None else self.log
+            write(f"step {self.state.step}: {summary}")
+            if self.sample_fn is not None:
+                for text in self.sample_fn(self.raw_model):
+                    write("  | " + text.replace("\n", "\n  | "))
+            plot_loss_curve(self.metrics.read(), self.out / PLOT_FILE)
+        return result
+
+    def _maybe_estimate_steps_from_minutes(self) -> None:
+        st, cfg = self.state, self.cfg
+        # A time budget: after a few steps, estimate how many fit, so the schedule can decay in time.
+        if cfg.minutes is not None and st.total_steps is None and st.step >= 5:
+            per_step = st.elapsed / st.step
+            st.total_steps = max(st.step + 1, int(cfg.minutes * 60 / per_step))
+
+    def _progress_bar(self):
+        if not (self.cfg.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(
+            total=self.state.total_steps, initial=self.state.step - 1, unit="step", desc="training", dynamic_ncols=True
+        )
+
+    def _mfu(self, tokens_per_s: float) -> float | None:
+        if self.device.type != "cuda":
+            return None
+        peak = peak_flops(torch.cuda.get_device_name(self.device))
+        if peak is None:
+            return None
+        from llmlab.model.accounting import flops_per_token
+
+        seq_len = getattr(self.batches, "seq_len", None)
+        return flops_per_token(self.raw_model.config, seq_len) * tokens_per_s / (peak * self.dist.world_size)
+
+    def _install_signal_handlers(self) -> None:
+        self._old_term = None
+        with contextlib.suppress(ValueError):  # not in the main thread
+            self._old_term = signal.signal(signal.SIGTERM, self._request_stop)
+
+    def _restore_signal_handlers(self) -> None:
+        if self._old_term is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, self._old_term)
+
+    def _request_stop(self, signum, frame) -> None:
+        self._stop_requested = True  # finish the current step, then save and exit
+
+
+# ---------------------------------------------------------------------------- utilities
+_PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12, "A10G": 125e12, "4090": 165e12}
+
+
+def peak_flops(device_name: str) -> float | None:
+    """Dense bf16 peak of known GPUs, for model FLOPs utilisation (MFU)."""
+    for key, value in _PEAK_BF16_FLOPS.items():
+        if key in device_name:
+            return value
+    return None
+
+
+def get_rng_state() -> dict[str, Any]:
+    """All RNG states as tensors (so torch.load(weights_only=True) can read them back)."""
+    import json
+
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
+    version, internal, gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": _bytes_tensor(json.dumps(numpy_state)),
+        "python": _bytes_tensor(json.dumps([version, list(internal), gauss])),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    import json
+
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    name, keys, pos, has_gauss, cached = json.loads(_tensor_bytes(state["numpy"]))
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = json.loads(_tensor_bytes(state["python"]))
+    random.setstate((version, tuple(internal), gauss))
+
+
+def _bytes_tensor(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8)
+
+
+def _tensor_bytes(t: torch.Tensor) -> str:
+    return bytes(t.cpu().numpy().tobytes()).decode()
+
+
+def recover_interrupted_save(ckpt: Path) -> None:
+    """A save killed between its two renames leaves `.NAME.old-PID` and no NAME: put it back."""
+    if ckpt.exists() or not ckpt.parent.exists():
+        return
+    olds = sorted(ckpt.parent.glob(f".{ckpt.name}.old-*"))
+    if olds:
+        olds[-1].rename(ckpt)
+
+
+def batches_from(iterable: Iterator[dict[str, torch.Tensor]]) -> Batches:
+    """Wrap a plain iterator (no resumable position) for the Trainer."""
+
+    class _Plain:
+        def __init__(self, it):
+            self.it, self.consumed = it, 0
+
+        def __next__(self):
+            self.consumed += 1
+            return next(self.it)
+
+        def state_dict(self):
+            return {"consumed": self.consumed}
+
+        def load_state_dict(self, state):
+            for _ in range(state["consumed"]):
+                next(self)
+
+    return _Plain(iter(iterable))

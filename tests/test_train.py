@@ -1,0 +1,361 @@
+"""The data pipeline and the training loop: shards, loader, resume after SIGKILL, DDP, robustness."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llmlab.data.loader import WindowLoader, eval_batches
+from llmlab.data.shards import PreparedData, prepare
+from llmlab.errors import ConfigError, DataError
+from llmlab.train.config import TrainConfig
+from llmlab.train.metrics_log import read_metrics
+
+SMALL_MODEL = {"n_layer": 2, "d_model": 64, "n_head": 4, "n_kv_head": 2, "context_length": 64}
+
+
+def synthetic_corpus(path: Path, n_docs: int = 400, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    names, pets, places = ["Mia", "Tom", "Sam", "Lily", "Ben"], ["dog", "cat", "bird"], ["park", "shop", "river"]
+    with open(path, "w") as f:
+        for _ in range(n_docs):
+            n, p = rng.choice(names), rng.choice(pets)
+            text = f"{n} had a {p}. The {p} liked the {rng.choice(places)}. {n} was {rng.choice(['happy', 'sad'])}."
+            f.write(json.dumps({"text": text}) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, small_tokenizer):
+    root = tmp_path_factory.mktemp("shards")
+    corpus = synthetic_corpus(root / "corpus.jsonl")
+    prepare([str(corpus)], root / "data", small_tokenizer, val_fraction=0.1, progress=False)
+    model_config = root / "model.json"
+    model_config.write_text(json.dumps(SMALL_MODEL))
+    return root / "data", model_config
+
+
+def run_cli(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "llmlab.cli.main", *args], capture_output=True, text=True,
+                          env=env, **kwargs)
+
+
+def train_args(data: Path, model_config: Path, out: Path, steps: int = 24) -> list[str]:
+    return [
+        "pretrain", "--data", str(data), "--model-config", str(model_config), "--out", str(out),
+        "--seq-len", "32", "--batch-size", "4", "--max-steps", str(steps), "--warmup-steps", "4",
+        "--eval-every", "1000", "--save-every", "3", "--samples", "0", "--threads", "1", "--no-progress",
+        "--lr", "3e-3",
+    ]
+
+
+def step_losses(run_dir: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in read_metrics(run_dir) if "loss" in r and "val_loss" not in r]
+
+
+# ---------------------------------------------------------------------------- shards and loader
+def test_prepare_writes_shards_that_decode_back(shards, small_tokenizer):
+    data = PreparedData(shards[0])
+    train, val = data.split("train"), data.split("val")
+    assert data.dtype == np.uint16
+    assert data.manifest["splits"]["val"]["documents"] == 40  # every 10th of 400 documents
+    eos = small_tokenizer.eos_token_id
+    tokens = np.concatenate(train.arrays)
+    assert int((tokens == eos).sum()) == 360  # one separator per document
+    first_doc = tokens[: int(np.argmax(tokens == eos))]
+    assert small_tokenizer.decode(first_doc.tolist()).endswith(".")
+    assert val.tokens > 0 and train.tokens > 10 * val.tokens // 2
+
+
+def test_windows_stay_inside_shards_and_cover_the_split(tmp_path, small_tokenizer):
+    corpus = synthetic_corpus(tmp_path / "c.jsonl", n_docs=300)
+    prepare([str(corpus)], tmp_path / "d", small_tokenizer, shard_tokens=1000, progress=False)
+    split = PreparedData(tmp_path / "d").split("train")
+    assert len(split.arrays) > 3  # several shards
+    seq = 16
+    loader = WindowLoader(split, seq, batch_size=5, seed=3)
+    n = loader.windows_per_epoch
+    assert n == sum((len(a) - 1) // seq for a in split.arrays)
+    seen = loader.window_ids(np.arange(n, dtype=np.int64))
+    assert sorted(seen.tolist()) == list(range(n))  # one epoch visits every window exactly once
+    for w in seen[:50]:
+        shard, start = loader.index.shard[w], loader.index.start[w]
+        assert start + seq + 1 <= len(split.arrays[shard])  # never runs past its shard
+    batch = next(loader)
+    assert batch["input_ids"].shape == (5, seq)
+    # targets are the inputs shifted by one, taken from the same contiguous slice
+    w0 = loader.window_ids(np.array([0]))[0]
+    raw = split.arrays[loader.index.shard[w0]][loader.index.start[w0]:][: seq + 1]
+    assert batch["input_ids"][0].tolist() == raw[:-1].tolist()
+    assert batch["targets"][0].tolist() == raw[1:].tolist()
+
+
+def test_loader_resumes_exactly_and_ranks_split_the_global_batch(shards):
+    split = PreparedData(shards[0]).split("train")
+    full = WindowLoader(split, 16, 4, seed=1)
+    batches = [next(full) for _ in range(6)]
+    resumed = WindowLoader(split, 16, 4, seed=1)
+    for _ in range(3):
+        next(resumed)
+    again = WindowLoader(split, 16, 4, seed=1)
+    again.load_state_dict(resumed.state_dict())
+    for expected in batches[3:]:
+        assert torch.equal(next(again)["input_ids"], expected["input_ids"])
+    # Two ranks of batch 2 together see what one process of batch 4 sees.
+    r0 = WindowLoader(split, 16, 2, seed=1, rank=0, world_size=2)
+    r1 = WindowLoader(split, 16, 2, seed=1, rank=1, world_size=2)
+    one = WindowLoader(split, 16, 4, seed=1)
+    for _ in range(3):
+        both = torch.cat([next(r0)["input_ids"], next(r1)["input_ids"]])
+        assert torch.equal(both, next(one)["input_ids"])
+
+
+def test_eval_windows_are_fixed(shards):
+    split = PreparedData(shards[0]).split("val")
+    a = [b["input_ids"] for b in eval_batches(split, 16, 4, max_windows=10)]
+    b = [b["input_ids"] for b in eval_batches(split, 16, 4, max_windows=10)]
+    assert sum(len(x) for x in a) == min(10, (split.tokens - 1) // 16)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_single_document_corpus_still_gets_a_validation_split(tmp_path, small_tokenizer):
+    (tmp_path / "book.txt").write_text("The quick brown fox jumps over the lazy dog. " * 200)
+    manifest = prepare([str(tmp_path / "book.txt")], tmp_path / "d", small_tokenizer, progress=False)
+    assert manifest["splits"]["val"]["tokens"] > 0
+    assert manifest["splits"]["train"]["tokens"] > manifest["splits"]["val"]["tokens"]
+
+
+# ---------------------------------------------------------------------------- bad input
+def test_bad_inputs_give_clear_errors(tmp_path, small_tokenizer):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(DataError, match="empty"):
+        prepare([str(empty)], tmp_path / "o1", small_tokenizer, progress=False)
+    (tmp_path / "nodocs").mkdir()
+    (tmp_path / "nodocs" / "image.png").write_bytes(b"\x89PNG")
+    with pytest.raises(DataError, match="no text files"):
+        prepare([str(tmp_path / "nodocs")], tmp_path / "o2", small_tokenizer, progress=False)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8.*offset 3"):
+        prepare([str(latin1)], tmp_path / "o3", small_tokenizer, progress=False)
+    prepare([str(latin1)], tmp_path / "o4", small_tokenizer, encoding_errors="replace", progress=False)
+    with pytest.raises(DataError, match="not found"):
+        prepare([str(tmp_path / "missing.txt")], tmp_path / "o5", small_tokenizer, progress=False)
+    bad_json = tmp_path / "bad.jsonl"
+    bad_json.write_text('{"text": "ok"}\n{"txt": "no field"}\n')
+    with pytest.raises(DataError, match="bad.jsonl:2"):
+        prepare([str(bad_json)], tmp_path / "o6", small_tokenizer, progress=False)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o6").exists()  # nothing half-written
+
+
+def test_cli_errors_are_one_line(shards, tmp_path, capsys):
+    from llmlab.cli.main import main
+
+    data, model_config = shards
+    wrong_vocab = tmp_path / "m.json"
+    wrong_vocab.write_text(json.dumps({**SMALL_MODEL, "vocab_size": 100}))
+    cases = [
+        (["pretrain", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--max-steps", "1"], "not found"),
+        (["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), "--preset", "huge", "--max-steps", "1"], "unknown preset"),
+        (["pretrain", "--data", str(data), "--out", str(tmp_path / "r")], "budget"),
+        (["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), "--max-steps", "1",
+          "--model-config", str(wrong_vocab)], "do not match"),
+        (["data", "prepare", "--input", str(tmp_path / "none.txt"), "--train-tokenizer", "--out", str(tmp_path / "x")], "not found"),
+    ]
+    for args, message in cases:
+        code = main(args)
+        err = capsys.readouterr().err
+        assert code != 0
+        assert err.startswith("error:") and message in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------- training
+def _trainer(shards, out: Path, steps: int, objective=None, **overrides):
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+    from llmlab.train.objectives import NextTokenLoss
+    from llmlab.train.trainer import Trainer
+
+    data = PreparedData(shards[0])
+    torch.manual_seed(0)
+    model = TransformerLM(preset("tiny", vocab_size=data.vocab_size, **SMALL_MODEL))
+    settings = dict(data=str(shards[0]), out=str(out), max_steps=steps, warmup_steps=2, eval_every=1000,
+                    save_every=1000, samples=0, progress=False)
+    cfg = TrainConfig(**{**settings, **overrides})
+    loader = WindowLoader(data.split("train"), 32, 4, seed=0)
+    return Trainer(model, objective or NextTokenLoss(), loader, cfg, device=torch.device("cpu"), log=lambda *_: None)
+
+
+def test_model_overfits_one_batch(shards, tmp_path, torch_threads):
+    data = PreparedData(shards[0])
+    loader = WindowLoader(data.split("train"), 32, 4, seed=0)
+    fixed = next(loader)
+
+    class OneBatch:
+        seq_len = 32
+
+        def __next__(self):
+            return fixed
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+
+    trainer = _trainer(shards, tmp_path, steps=150, lr=1e-2, warmup_steps=5)
+    trainer.batches = OneBatch()
+    trainer.plan(128)
+    trainer.train()
+    losses = [r["loss"] for r in read_metrics(tmp_path) if "loss" in r]
+    assert losses[0] > 4.0
+    assert losses[-1] < 0.1  # memorised
+
+
+def test_non_finite_loss_is_skipped_and_repeats_stop_the_run(shards, tmp_path, torch_threads):
+    from llmlab.train.objectives import NextTokenLoss
+    from llmlab.train.trainer import TrainingError
+
+    class Poisoned(NextTokenLoss):
+        def __init__(self, bad_steps):
+            self.calls, self.bad_steps = 0, bad_steps
+
+        def __call__(self, model, batch):
+            self.calls += 1
+            loss, metrics = super().__call__(model, batch)
+            return (loss * float("nan") if self.calls in self.bad_steps else loss), metrics
+
+    trainer = _trainer(shards, tmp_path / "a", steps=8, objective=Poisoned({3}))
+    trainer.plan(128)
+    before = {k: v.clone() for k, v in trainer.raw_model.state_dict().items()}
+    trainer.train()
+    records = read_metrics(tmp_path / "a")
+    skipped = [r for r in records if "skipped" in r]
+    assert [r["step"] for r in skipped] == [3] and "non-finite" in skipped[0]["skipped"]
+    assert all(torch.isfinite(v).all() for v in trainer.raw_model.state_dict().values())
+    assert any(not torch.equal(before[k], v) for k, v in trainer.raw_model.state_dict().items())
+
+    stopper = _trainer(shards, tmp_path / "b", steps=20, objective=Poisoned(set(range(5, 30))), max_bad_steps=3)
+    stopper.plan(128)
+    with pytest.raises(TrainingError, match="3 bad updates in a row"):
+        stopper.train()
+
+
+def test_gradient_spike_is_skipped(shards, tmp_path, torch_threads):
+    from llmlab.train.objectives import NextTokenLoss
+
+    class Spike(NextTokenLoss):
+        calls = 0
+
+        def __call__(self, model, batch):
+            self.calls += 1
+            loss, metrics = super().__call__(model, batch)
+            return (loss * 1e4 if self.calls == 16 else loss), metrics
+
+    trainer = _trainer(shards, tmp_path, steps=18, objective=Spike(), spike_factor=10.0)
+    trainer.plan(128)
+    trainer.train()
+    skipped = [r for r in read_metrics(tmp_path) if "skipped" in r]
+    assert [r["step"] for r in skipped] == [16] and "median" in skipped[0]["skipped"]
+
+
+def test_schedules():
+    from llmlab.train.optim import lr_at
+
+    kw = dict(max_lr=1.0, total_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, **kw) == pytest.approx(0.1) and lr_at(9, **kw) == pytest.approx(1.0)
+    assert lr_at(10, **kw) == pytest.approx(1.0) and lr_at(100, **kw) == pytest.approx(0.1)
+    assert lr_at(55, **kw) == pytest.approx(0.55)  # the cosine's midpoint
+    wsd = dict(kw, schedule="wsd", decay_fraction=0.2)
+    assert lr_at(79, **wsd) == 1.0 and lr_at(99, **wsd) == pytest.approx(0.1)
+    assert 0.1 < lr_at(90, **wsd) < 1.0
+
+
+def test_no_weight_decay_on_norms_biases_embeddings():
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+    from llmlab.train.optim import parameter_groups
+
+    model = TransformerLM(preset("gpt2-12m", n_layer=1, d_model=64, n_head=2))
+    decay, no_decay = parameter_groups(model, 0.1)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.dim() == 2 for p in decay["params"])
+    assert {names[id(p)] for p in decay["params"]} == {
+        "blocks.0.attn.qkv.weight", "blocks.0.attn.out.weight", "blocks.0.mlp.up.weight", "blocks.0.mlp.down.weight"}
+    assert "embed.weight" in {names[id(p)] for p in no_decay["params"]}
+    assert no_decay["weight_decay"] == 0.0
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_reproduces_the_uninterrupted_losses(shards, tmp_path):
+    data, model_config = shards
+    steps = 24
+    straight = run_cli(train_args(data, model_config, tmp_path / "straight", steps))
+    assert straight.returncode == 0, straight.stderr
+    expected = step_losses(tmp_path / "straight")
+    assert [s for s, _ in expected] == list(range(1, steps + 1))
+
+    run = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for kill_after in (7, 16):  # two kills at different points, the second on a resumed run
+        args = train_args(data, model_config, run, steps) + (["--resume"] if (run / "checkpoint").exists() else [])
+        proc = subprocess.Popen([sys.executable, "-m", "llmlab.cli.main", *args], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            done = step_losses(run)
+            if done and done[-1][0] >= kill_after:
+                time.sleep(random.Random(kill_after).uniform(0, 0.3))  # land anywhere in a step or a save
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    resumed = run_cli(train_args(data, model_config, run, steps) + ["--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert step_losses(run) == expected  # bit-for-bit the same per-step losses
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_matches_one_process(shards, tmp_path):
+    data, model_config = shards
+    common = ["--seq-len", "32", "--max-steps", "6", "--eval-every", "1000", "--save-every", "1000",
+              "--samples", "0", "--threads", "1", "--no-progress", "--data", str(data), "--model-config", str(model_config)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = run_cli(["pretrain", *common, "--batch-size", "2", "--global-batch-tokens", "128", "--out", str(tmp_path / "one")])
+    assert single.returncode == 0, single.stderr
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "llmlab.cli.main", "pretrain", *common, "--batch-size", "2", "--out", str(tmp_path / "two")],
+        capture_output=True, text=True, env=env,
+    )
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    one, two = step_losses(tmp_path / "one"), step_losses(tmp_path / "two")
+    assert len(one) == len(two) == 6
+    for (s1, l1), (s2, l2) in zip(one, two):
+        assert s1 == s2 and l1 == pytest.approx(l2, rel=1e-4)
+    assert read_metrics(tmp_path / "two")[-1]["tokens"] == 6 * 128
+
+
+def test_existing_run_is_not_overwritten_without_resume(shards, tmp_path):
+    data, model_config = shards
+    first = run_cli(train_args(data, model_config, tmp_path / "r", steps=3))
+    assert first.returncode == 0, first.stderr
+    again = run_cli(train_args(data, model_config, tmp_path / "r", steps=3))
+    assert again.returncode == 1 and "--resume" in again.stderr
+    with pytest.raises(ConfigError):
+        TrainConfig(data="d", out="o").validate()
