@@ -1,0 +1,169 @@
+"""`llmlab eval safety`: run the safety filter on texts, or score red-team responses."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from llmlab.cli.common import emit, json_option, print_table
+from llmlab.errors import ConfigError, DataError
+
+
+def read_texts(path: str | Path) -> list[dict[str, Any]]:
+    """Texts to check: JSONL (a JSON string, or an object with "text" and optionally a boolean
+    "harmful" label, per line) or plain text (one text per line)."""
+    from llmlab.eval.safety import read_jsonl_text
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    raw = p.read_text(encoding="utf-8")
+    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        records = []
+        for i, rec in enumerate(read_jsonl_text(raw, str(p)), 1):
+            if isinstance(rec, str):
+                rec = {"text": rec}
+            if not isinstance(rec, dict) or not isinstance(rec.get("text", rec.get("prompt")), str):
+                raise DataError(f"{p}: record {i} needs a string 'text'")
+            rec.setdefault("text", rec.get("prompt"))
+            records.append(rec)
+        return records
+    records = [{"text": line} for line in raw.splitlines() if line.strip()]
+    if not records:
+        raise DataError(f"{p} is empty")
+    return records
+
+
+def _filter_texts(flt: Any, records: list[dict[str, Any]], out_path: str | None) -> dict[str, Any]:
+    from llmlab.eval.stats import binary_metrics
+
+    verdicts = [flt.check(r["text"]) for r in records]
+    counts = Counter(c for v in verdicts for c in v.categories)
+    result: dict[str, Any] = {"n": len(records), "n_unsafe": sum(not v.safe for v in verdicts),
+                              "categories": dict(counts),
+                              "flagged": [{"line": i + 1, "text": r["text"], "categories": v.categories,
+                                           "matched": [m.matched.strip() for m in v.matches], "reasons": v.reasons}
+                                          for i, (r, v) in enumerate(zip(records, verdicts)) if not v.safe]}
+    labelled = [(r["harmful"], not v.safe) for r, v in zip(records, verdicts) if isinstance(r.get("harmful"), bool)]
+    if labelled:
+        result["metrics"] = binary_metrics([t for t, _ in labelled], [p for _, p in labelled])
+    if out_path:
+        with Path(out_path).open("w", encoding="utf-8") as f:
+            for r, v in zip(records, verdicts):
+                f.write(json.dumps({"text": r["text"], **v.to_dict()}, ensure_ascii=False) + "\n")
+        result["out"] = out_path
+    return result
+
+
+def _builtin(flt: Any) -> dict[str, Any]:
+    from llmlab.eval.safety import load_labelled_set
+    from llmlab.eval.stats import binary_metrics
+
+    rows = load_labelled_set("safety_eval.jsonl")
+    preds = [not flt.is_safe(r["text"]) for r in rows]
+    out: dict[str, Any] = {"n": len(rows), "metrics": binary_metrics([r["harmful"] for r in rows], preds), "by": {}}
+    for key in ("split", "variant", "category"):
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            groups.setdefault(str(r.get(key) or r.get("lookalike_of") or "-"), []).append(i)
+        out["by"][key] = {g: binary_metrics([rows[i]["harmful"] for i in idx], [preds[i] for i in idx])
+                          for g, idx in sorted(groups.items())}
+    return out
+
+
+def _responses(path: str) -> dict[str, Any]:
+    from llmlab.eval.redteam import refusal_detector_metrics, score_red_team
+    from llmlab.eval.safety import read_jsonl_text
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    report = score_red_team(read_jsonl_text(p.read_text(encoding="utf-8"), str(p)))
+    out = report.to_dict()
+    out["refusal_detector"] = refusal_detector_metrics()
+    return out
+
+
+@click.command("safety")
+@click.option("--texts", "texts_path", type=click.Path(dir_okay=False),
+              help="Check texts: JSONL (strings, or objects with 'text' and an optional boolean 'harmful' "
+                   "label, which adds precision/recall) or a .txt file with one text per line.")
+@click.option("--responses", "responses_path", type=click.Path(dir_okay=False),
+              help="Score a red-team run: JSONL with 'prompt', boolean 'harmful', 'response' (and optional "
+                   "'category'); reports attack success rate and over-refusal rate side by side.")
+@click.option("--builtin", is_flag=True, help="Measure the filter on the labelled set shipped with llmlab.")
+@click.option("--taxonomy", type=click.Path(dir_okay=False),
+              help="Hazard taxonomy as JSON or YAML (categories, patterns, lexicons); default: built in.")
+@click.option("--categories", default=None, metavar="A,B",
+              help="Only check these category keys (comma-separated), e.g. violent_crimes,self_harm.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+              help="With --texts: write every verdict (categories, reasons) as JSON lines to this file.")
+@click.option("--show-taxonomy", is_flag=True, help="Print the taxonomy in use as JSON (a starting point to edit).")
+@json_option
+def command(texts_path: str | None, responses_path: str | None, builtin: bool, taxonomy: str | None,
+            categories: str | None, out_path: str | None, show_taxonomy: bool, as_json: bool) -> None:
+    """Check texts with the safety filter, measure it, or score red-team responses.
+
+    Exactly one of --texts, --responses, --builtin or --show-taxonomy.
+    """
+    modes = [m for m in (texts_path, responses_path, builtin or None, show_taxonomy or None) if m]
+    if len(modes) != 1:
+        raise ConfigError("choose exactly one of --texts FILE, --responses FILE, --builtin, --show-taxonomy")
+    from llmlab.eval.safety import SafetyFilter
+
+    cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
+    if responses_path:
+        result = _responses(responses_path)
+
+        def show(r: dict[str, Any]) -> None:
+            print_table([["attack success rate (harmful prompts complied)", r["n_harmful"], r["attack_success_rate"],
+                          *r["attack_success_ci"]],
+                         ["over-refusal rate (harmless prompts refused)", r["n_harmless"], r["over_refusal_rate"],
+                          *r["over_refusal_ci"]]],
+                        ["rate", "prompts", "value", "95% CI low", "95% CI high"],
+                        title=f"red-team run {responses_path}")
+            if r["by_category"]:
+                print_table([[k, v["n"], v["attack_success_rate"]] for k, v in sorted(r["by_category"].items())],
+                            ["category", "harmful prompts", "attack success rate"])
+            d = r["refusal_detector"]
+            click.echo(f"refusal detector on its labelled set: accuracy {d['accuracy']:.3f}, "
+                       f"precision {d['precision']:.3f}, recall {d['recall']:.3f} (n={d['n']})")
+
+        emit(result, as_json, show)
+        return
+
+    flt = SafetyFilter(taxonomy=taxonomy, categories=cats)
+    if show_taxonomy:
+        click.echo(json.dumps(flt.taxonomy, indent=2))
+        return
+    if builtin:
+        result = _builtin(flt)
+
+        def show(r: dict[str, Any]) -> None:
+            rows = [["all", r["metrics"]["n"], r["metrics"]["precision"], r["metrics"]["recall"], r["metrics"]["f1"]]]
+            for key in ("split", "variant"):
+                rows += [[f"{key}={k}", m["n"], m["precision"], m["recall"], m["f1"]] for k, m in r["by"][key].items()]
+            print_table(rows, ["subset", "n", "precision", "recall", "F1"],
+                        title="safety filter on the built-in labelled set")
+
+        emit(result, as_json, show)
+        return
+    assert texts_path is not None
+    result = _filter_texts(flt, read_texts(texts_path), out_path)
+
+    def show(r: dict[str, Any]) -> None:
+        print_table([[f["line"], f["text"][:60], ", ".join(f["categories"]), "; ".join(f["matched"])]
+                     for f in r["flagged"]], ["line", "text", "categories", "matched words"],
+                    title=f"{r['n_unsafe']} of {r['n']} texts flagged")
+        if r["categories"]:
+            print_table(sorted(r["categories"].items()), ["category", "texts"])
+        if "metrics" in r:
+            m = r["metrics"]
+            click.echo(f"against the labels: precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
+                       f"F1 {m['f1']:.3f}, accuracy {m['accuracy']:.3f} (n={m['n']})")
+
+    emit(result, as_json, show)

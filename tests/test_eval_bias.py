@@ -1,0 +1,187 @@
+"""Bias statistics (planted vs null differences, false-positive rate), sentiment scorers,
+bias_evaluation with a stub generator, and the likelihood probe with a stub scorer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmlab.errors import ConfigError, DataError
+from llmlab.eval import bias as Bz
+from llmlab.eval import stats as St
+
+
+def test_planted_difference_is_flagged_and_null_is_not():
+    rng = np.random.default_rng(0)
+    planted = {"group_a": rng.normal(0.1, 0.3, 80), "group_b": rng.normal(-0.15, 0.3, 80),
+               "group_c": rng.normal(0.1, 0.3, 80)}
+    res = St.compare_groups(planted, seed=1)
+    assert res.significant and res.p_value < 0.001
+    assert res.gap_pair == ("group_a", "group_b") or res.gap_pair == ("group_c", "group_b")
+    assert res.gap_ci[0] > 0  # the gap's CI excludes zero
+    assert res.largest_gap == pytest.approx(max(g.mean for g in res.groups) - min(g.mean for g in res.groups))
+    null = {"group_a": rng.normal(0, 0.3, 80), "group_b": rng.normal(0, 0.3, 80)}
+    res0 = St.compare_groups(null, seed=1)
+    assert not res0.significant and res0.p_value > 0.05
+    assert res0.gap_ci[0] < 0 < res0.gap_ci[1]
+
+
+def test_false_positive_rate_is_near_alpha():
+    rejections = 0
+    n_seeds = 1000
+    for s in range(n_seeds):
+        rng = np.random.default_rng(10_000 + s)
+        groups = {"a": rng.normal(0, 1, 25), "b": rng.normal(0, 1, 25)}
+        rejections += St.permutation_test(groups, n_permutations=199, seed=s) < 0.05
+    fpr = rejections / n_seeds
+    # Binomial(1000, 0.05): sd ~0.007; the test has exact size, so expect 0.05 within ~3 sd.
+    assert 0.03 <= fpr <= 0.07, fpr
+
+
+def test_power_against_a_moderate_effect():
+    hits = 0
+    for s in range(60):
+        rng = np.random.default_rng(20_000 + s)
+        hits += St.permutation_test({"a": rng.normal(0.8, 1, 30), "b": rng.normal(0, 1, 30)},
+                                    n_permutations=199, seed=s) < 0.05
+    assert hits / 60 >= 0.7  # power of a 0.8-sd effect with n=30 per group is ~0.86
+
+
+def test_permutation_p_value_matches_exact_enumeration():
+    # Two groups of 4: all C(8,4)=70 splits can be enumerated exactly.
+    from itertools import combinations
+
+    a, b = [3.1, 2.4, 5.0, 4.2], [1.0, 2.2, 0.5, 1.9]
+    pooled = a + b
+    obs = abs(np.mean(a) - np.mean(b))
+    exact = np.mean([abs(np.mean([pooled[i] for i in idx]) - np.mean([pooled[i] for i in range(8) if i not in idx]))
+                     >= obs - 1e-12 for idx in combinations(range(8), 4)])
+    p = St.permutation_test({"a": a, "b": b}, n_permutations=20_000, seed=0)
+    assert p == pytest.approx(exact, abs=0.01)
+
+
+def test_stratified_permutation_respects_templates():
+    # Template 1 is much more positive than template 2, for both groups alike: no group effect.
+    rng = np.random.default_rng(4)
+    a = np.r_[rng.normal(1, 0.1, 20), rng.normal(-1, 0.1, 5)]
+    b = np.r_[rng.normal(1, 0.1, 20), rng.normal(-1, 0.1, 5)]
+    strata = {"a": [1] * 20 + [2] * 5, "b": [1] * 20 + [2] * 5}
+    assert St.permutation_test({"a": a, "b": b}, strata=strata, seed=0) > 0.05
+    with pytest.raises(DataError, match="one stratum per score"):
+        St.permutation_test({"a": a, "b": b}, strata={"a": [1], "b": [1]})
+
+
+def test_bootstrap_ci_coverage():
+    covered = 0
+    for s in range(200):
+        x = np.random.default_rng(s).normal(2.0, 1.0, 40)
+        lo, hi = St.bootstrap_ci(x, n_boot=1000, seed=s)
+        covered += lo <= 2.0 <= hi
+    assert 0.88 <= covered / 200 <= 0.99
+
+
+def test_binary_metrics_auroc_wilson():
+    m = St.binary_metrics([True, True, False, False], [True, False, True, False])
+    assert (m["precision"], m["recall"], m["accuracy"]) == (0.5, 0.5, 0.5)
+    rng = np.random.default_rng(0)
+    labels = rng.random(60) < 0.5
+    scores = rng.normal(size=60) + labels
+    brute = np.mean([(sp > sn) + 0.5 * (sp == sn) for sp in scores[labels] for sn in scores[~labels]])
+    assert St.auroc(labels, scores) == pytest.approx(brute)
+    assert St.auroc([True, False, True, False], [1, 1, 1, 1]) == 0.5  # ties count one half
+    lo, hi = St.wilson_interval(0, 10)
+    assert lo == 0.0 and 0.2 < hi < 0.35
+    with pytest.raises(DataError):
+        St.auroc([True, True], [0.1, 0.2])
+    with pytest.raises(DataError):
+        St.compare_groups({"only": [1.0, 2.0]})
+    with pytest.raises(DataError, match="NaN"):
+        St.compare_groups({"a": [1.0, float("nan")], "b": [1.0, 2.0]})
+
+
+def test_vader_sentiment():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    text = "What a wonderful, happy day; I love it!"
+    assert Bz.analyze_sentiment(text) == SentimentIntensityAnalyzer().polarity_scores(text)["compound"]
+    assert Bz.analyze_sentiment(text) > 0.5
+    assert Bz.analyze_sentiment("This is horrible, awful and sad.") < -0.5
+    assert Bz.analyze_sentiment("The table is brown.") == 0.0
+
+
+def test_textblob_sentiment_when_installed():
+    pytest.importorskip("textblob")
+    assert "textblob" in Bz.available_scorers()
+    assert Bz.textblob_sentiment("a great and lovely meal") > 0.3
+    assert Bz.textblob_sentiment("a terrible, awful meal") < -0.3
+
+
+TEMPLATES = ["The {group} person worked as a", "People say the {group} neighbours are",
+             "My friend from the {group} town is", "The {group} students were"]
+
+
+def _stub(negative_for: str | None):
+    counter = {"i": 0}
+    positives = ["kind and helpful", "a wonderful friend", "happy and generous", "good at their job"]
+    negatives = ["rude and awful", "a terrible thief", "angry and cruel", "bad at everything"]
+
+    def gen(model, tokenizer, prompt, **kwargs):
+        counter["i"] += 1
+        pool = negatives if (negative_for and negative_for in prompt and counter["i"] % 4 != 0) else positives
+        return pool[counter["i"] % len(pool)]
+
+    return gen
+
+
+def test_bias_evaluation_flags_a_planted_bias():
+    rep = Bz.bias_evaluation(None, None, TEMPLATES, ["Zorp", "Blick"], generate_fn=_stub("Blick"),
+                             samples_per_prompt=6, scorers=["vader"], n_permutations=2000)
+    vader = rep.comparisons["vader"]
+    assert rep.flagged and vader.significant and vader.gap_pair == ("Zorp", "Blick")
+    assert len(rep.records) == len(TEMPLATES) * 2 * 6
+    assert set(rep.lesson_results) == {f"{t}_{g}" for t in TEMPLATES for g in ("Zorp", "Blick")}
+    assert rep.to_dict()["flagged"] is True
+
+
+def test_bias_evaluation_does_not_flag_equal_treatment():
+    rep = Bz.bias_evaluation(None, None, TEMPLATES, ["Zorp", "Blick"], generate_fn=_stub(None),
+                             samples_per_prompt=6, n_permutations=2000)
+    assert not rep.flagged
+    assert set(rep.comparisons) == set(Bz.available_scorers())
+
+
+def test_bias_evaluation_defaults_and_errors():
+    prompts = []
+    rep = Bz.bias_evaluation("m", "t", ["About {group}:"], generate_fn=lambda m, t, p, **k: prompts.append(p) or "ok",
+                             scorers=[len], n_permutations=100)
+    assert prompts == [f"About {g}:" for g in Bz.LESSON_GROUPS]  # the lesson's three groups
+    assert "len" in rep.comparisons
+    with pytest.raises(ConfigError, match="placeholder"):
+        Bz.bias_evaluation(None, None, ["no slot"], ["a", "b"], generate_fn=lambda *a, **k: "x")
+    with pytest.raises(DataError, match="two groups"):
+        Bz.fill_templates(["{group}"], ["a"])
+    with pytest.raises(ConfigError, match="unknown sentiment scorer"):
+        Bz.bias_evaluation(None, None, ["{group}"], ["a", "b"], generate_fn=lambda *a, **k: "x", scorers=["nope"])
+
+
+def test_likelihood_probe_with_stub_scorer():
+    pairs = [(f"stereo sentence {i}", f"anti sentence {i}") for i in range(20)]
+    calls = []
+
+    def score_fn(texts):
+        calls.append(len(texts))
+        # The "model" prefers the stereotyped sentence in 18 of 20 pairs.
+        return [(-1.0 if t.startswith("stereo") else -2.0) if int(t.split()[-1]) < 18 else
+                (-3.0 if t.startswith("stereo") else -2.0) for t in texts]
+
+    res = Bz.likelihood_bias_probe(pairs, score_fn)
+    assert calls == [40]  # one batched call
+    assert res["pct_stereotype"] == 90.0 and res["significant"] and res["p_value"] < 0.001
+    assert res["ci"][0] < 90 < res["ci"][1]
+    even = Bz.likelihood_bias_probe([{"stereo": "a", "anti": "b"}, {"sent_more": "c", "sent_less": "d"}],
+                                    lambda ts: [0.0] * len(ts))
+    assert even["pct_stereotype"] == 50.0 and not even["significant"]
+    with pytest.raises(DataError, match="returned 1 scores"):
+        Bz.likelihood_bias_probe([("a", "b")], lambda ts: [0.0])
+    with pytest.raises(DataError):
+        Bz.likelihood_bias_probe([], lambda ts: [])
