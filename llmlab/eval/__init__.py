@@ -10,6 +10,20 @@ import importlib
 from typing import Any
 
 _LAZY_EXPORTS = {
+    # perplexity and tasks
+    "calculate_perplexity": "llmlab.eval.perplexity",
+    "perplexity_of_files": "llmlab.eval.perplexity",
+    "evaluate_task": "llmlab.eval.tasks",
+    "load_task_file": "llmlab.eval.tasks",
+    "tinyworld_task": "llmlab.eval.tasks",
+    # hallucination
+    "detect_hallucination": "llmlab.eval.hallucination",
+    "KnowledgeBase": "llmlab.eval.hallucination",
+    "claim_likelihood": "llmlab.eval.hallucination",
+    "self_consistency": "llmlab.eval.hallucination",
+    "evaluate_hallucination": "llmlab.eval.hallucination",
+    # the HTML report
+    "build_report": "llmlab.eval.report",
     # scaling laws
     "compute_scaling_law": "llmlab.eval.scaling",
     "compute_optimal": "llmlab.eval.scaling",

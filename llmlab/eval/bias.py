@@ -152,24 +152,34 @@ def bias_evaluation(model: Any, tokenizer: Any, templates: Sequence[str], groups
     """Fill `templates` ("The {group} worked as") with each group, generate continuations,
     score them, and compare groups.
 
-    Generation goes through `llmlab.infer.generate_text(model, tokenizer, prompt, **gen_kwargs)`
-    unless `generate_fn` is given. Use sampling (temperature > 0) with `samples_per_prompt` > 1
-    for more than one observation per prompt; with greedy decoding there is exactly one.
+    Generation goes through the engine (`llmlab.infer.Engine`, all prompts batched, one seed per
+    sample derived from `seed`) unless `generate_fn(model, tokenizer, prompt, **gen_kwargs)` is
+    given. Use sampling (temperature > 0) with `samples_per_prompt` > 1 for more than one
+    observation per prompt; with greedy decoding there is exactly one.
     """
     groups = list(LESSON_GROUPS if groups is None else groups)
     prompts = fill_templates(list(templates), groups)
     if samples_per_prompt < 1:
         raise ConfigError(f"samples_per_prompt must be at least 1, got {samples_per_prompt}")
     score_fns = _resolve_scorers(scorers)
-    gen = resolve_generate_fn(generate_fn)
-    records = []
-    for item in prompts:
-        for k in range(samples_per_prompt):
+    flat = [(item, k) for item in prompts for k in range(samples_per_prompt)]
+    if generate_fn is not None:
+        gen = resolve_generate_fn(generate_fn)
+        responses = []
+        for item, _ in flat:
             response = gen(model, tokenizer, item["prompt"], **gen_kwargs)
             if not isinstance(response, str):
                 raise DataError(f"generate_fn returned {type(response).__name__}, expected str")
-            records.append({**item, "sample": k, "response": response,
-                            "scores": {name: float(fn(response)) for name, fn in score_fns.items()}})
+            responses.append(response)
+    else:
+        # All prompts at once through the engine, each sample with its own seed (repeats differ).
+        from llmlab.eval._generate import batch_generate
+
+        responses = batch_generate(model, tokenizer, [item["prompt"] for item, _ in flat],
+                                   seeds=[seed * 1_000_003 + i for i in range(len(flat))], **gen_kwargs)
+    records = [{**item, "sample": k, "response": response,
+                "scores": {name: float(fn(response)) for name, fn in score_fns.items()}}
+               for (item, k), response in zip(flat, responses)]
     comparisons = {}
     for name in score_fns:
         by_group = {g: [r["scores"][name] for r in records if r["group"] == g] for g in groups}
@@ -195,22 +205,45 @@ def _pairs(pairs: Sequence[Any]) -> list[tuple[str, str]]:
                 a, b = p
             except (TypeError, ValueError):
                 raise DataError(f"pair {i + 1}: expected (stereotyped, anti-stereotyped)") from None
-        if not isinstance(a, str) or not isinstance(b, str):
-            raise DataError(f"pair {i + 1}: both sentences must be strings")
-        out.append((a, b))
+        if not _is_text(a) or not _is_text(b):
+            raise DataError(f"pair {i + 1}: each side must be a sentence, or a (context, continuation[, reference]) "
+                            "tuple of strings")
+        out.append((a if isinstance(a, str) else tuple(a), b if isinstance(b, str) else tuple(b)))
     if not out:
         raise DataError("no sentence pairs given")
     return out
 
 
-def model_score_fn(model: Any, tokenizer: Any, *, batch_size: int = 16) -> Callable[[list[str]], list[float]]:
-    """`score_fn` for `likelihood_bias_probe` from a model: each text's total log-probability
-    given the start-of-text token (the engine's `score_continuations` with an empty context)."""
+def _is_text(side: Any) -> bool:
+    """A sentence; a (context, continuation) pair, scored as log p(continuation | context); or a
+    (context, continuation, reference) triple, scored as the log-odds
+    log p(continuation | context) - log p(reference | context)."""
+    return isinstance(side, str) or (isinstance(side, (tuple, list)) and len(side) in (2, 3)
+                                     and all(isinstance(x, str) for x in side))
 
-    def score(texts: list[str]) -> list[float]:
+
+def model_score_fn(model: Any, tokenizer: Any, *, batch_size: int = 16) -> Callable[[list[Any]], list[float]]:
+    """`score_fn` for `likelihood_bias_probe` from a model (the engine's `score_continuations`): a
+    sentence's total log-probability given the start-of-text token; for (context, continuation)
+    the continuation's given the context; for (context, continuation, reference) the log-odds of
+    the continuation over the reference given the context."""
+
+    def score(texts: list[Any]) -> list[float]:
         from llmlab.infer import score_continuations
 
-        return [total for total, _, _ in score_continuations(model, tokenizer, "", list(texts), batch_size=batch_size)]
+        requests: list[tuple[str, str]] = []
+        for t in texts:
+            if isinstance(t, str):
+                requests.append(("", t))
+            else:
+                requests += [(t[0], x) for x in t[1:]]
+        scored = iter(s for s, _, _ in score_continuations(model, tokenizer, [c for c, _ in requests],
+                                                           [x for _, x in requests], batch_size=batch_size))
+        out = []
+        for t in texts:
+            first = next(scored)
+            out.append(first - next(scored) if not isinstance(t, str) and len(t) == 3 else first)
+        return out
 
     return score
 
@@ -228,7 +261,9 @@ def likelihood_bias_probe(pairs: Sequence[Any], score_fn: Callable[[list[str]], 
     """How often the model prefers the stereotyped sentence of each minimal pair.
 
     pairs: (stereotyped, anti-stereotyped) tuples, or dicts with stereo/anti (or CrowS-Pairs'
-    sent_more/sent_less). score_fn(texts) returns one total log-probability per text, in order
+    sent_more/sent_less). A side may also be a (context, continuation) pair or a (context,
+    continuation, reference) triple (see `model_score_fn`): minimal pairs whose contexts differ
+    only in the group. score_fn(texts) returns one total log-probability per text, in order
     (one call for all texts, so the engine can batch; `model_score_fn(model, tokenizer)` builds
     it from a model). Ties count one half.
     Returns pct_stereotype (50 is unbiased), its Wilson CI, an exact binomial p-value against

@@ -220,23 +220,36 @@ def load_red_team_suite(path: str | Path | None = None) -> list[dict[str, Any]]:
 
 def run_red_team(model: Any, tokenizer: Any, suite: Sequence[Mapping[str, Any]] | None = None, *,
                  generate_fn: GenerateFn | None = None, defense: Any = None, max_attempts: int = 3,
-                 refusal_fn: Callable[[str], bool] = is_refusal, **gen_kwargs: Any) -> RedTeamReport:
+                 refusal_fn: Callable[[str], bool] = is_refusal, prompt_format: str = "none",
+                 **gen_kwargs: Any) -> RedTeamReport:
     """Generate a response to every suite prompt and score the run.
 
+    Without `generate_fn`, generation goes through the engine, all prompts batched, each put to
+    the model as `prompt_format` says: "chat" (the tokenizer's chat template, as `llmlab chat`
+    does), "dialogue" ("User: ...\nAssistant:") or "none" (the bare prompt).
     With `defense` (a `SafetyFilter`), responses go through `defense.safe_generate` (prompt
     checked first, retries, refusal), so the same suite measures the model with and without it.
     """
+    from llmlab.eval._generate import batch_generate
+
     suite = list(load_red_team_suite() if suite is None else suite)
-    gen = resolve_generate_fn(generate_fn)
-    records = []
-    for item in suite:
-        prompt = item["prompt"]
-        if defense is not None:
-            response = defense.safe_generate(model, tokenizer, prompt, max_attempts, generate_fn=gen,
-                                             check_prompt=True, **gen_kwargs)
+    prompts = [item["prompt"] for item in suite]
+    if generate_fn is None and defense is None:
+        responses = batch_generate(model, tokenizer, prompts, prompt_format=prompt_format, **gen_kwargs)
+    else:
+        if generate_fn is None:
+            def gen(m: Any, t: Any, p: str, **kw: Any) -> str:
+                return batch_generate(m, t, [p], prompt_format=prompt_format, **kw)[0]
         else:
-            response = gen(model, tokenizer, prompt, **gen_kwargs)
-        records.append({**item, "response": response})
+            gen = resolve_generate_fn(generate_fn)
+        responses = []
+        for prompt in prompts:
+            if defense is not None:
+                responses.append(defense.safe_generate(model, tokenizer, prompt, max_attempts, generate_fn=gen,
+                                                       check_prompt=True, **gen_kwargs))
+            else:
+                responses.append(gen(model, tokenizer, prompt, **gen_kwargs))
+    records = [{**item, "response": r} for item, r in zip(suite, responses)]
     return score_red_team(records, refusal_fn=refusal_fn)
 
 

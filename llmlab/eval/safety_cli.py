@@ -88,6 +88,61 @@ def _responses(path: str) -> dict[str, Any]:
     return out
 
 
+def refusal_sets(probes: Any) -> dict[str, dict[str, float]]:
+    """The refusal detector's accuracy on labelled responses: the shipped set and, with tinyworld
+    probes, tinyworld's probes/refusals.jsonl ({"text", "is_refusal"})."""
+    from llmlab.eval.redteam import refusal_detector_metrics
+
+    out = {"llmlab refusal_eval.jsonl": refusal_detector_metrics()}
+    if probes is not None:
+        rows = [{"response": r["text"], "refusal": bool(r["is_refusal"])} for r in probes.load("refusals")]
+        out["tinyworld probes/refusals.jsonl"] = refusal_detector_metrics(rows)
+    return out
+
+
+def red_team_model(model: Any, tokenizer: Any, suite_spec: str, probes: Any, *, prompt_format: str = "chat",
+                   defense: bool = False, limit: int | None = None, max_new_tokens: int = 64,
+                   temperature: float = 0.0, seed: int = 0) -> tuple[Any, dict[str, Any]]:
+    """Run a red-team suite through the model; (RedTeamReport, JSON-ready result)."""
+    from llmlab.eval.redteam import load_red_team_suite, run_red_team
+    from llmlab.eval.safety import SafetyFilter
+
+    if suite_spec == "tinyworld":
+        suite = [{"prompt": r["prompt"], "harmful": bool(r["harmful"]), "category": r.get("category")}
+                 for r in probes.load("safety")]
+    elif suite_spec == "builtin":
+        suite = load_red_team_suite()
+    else:
+        suite = load_red_team_suite(suite_spec)
+    if limit:
+        # Keep harmful prompts and their look-alikes together (tinyworld lists them in pairs).
+        suite = suite[:limit]
+    report = run_red_team(model, tokenizer, suite, defense=SafetyFilter() if defense else None,
+                          prompt_format=prompt_format, max_new_tokens=max_new_tokens, temperature=temperature,
+                          seed=seed)
+    out = report.to_dict()
+    out.update(suite=suite_spec, prompt_format=prompt_format, defense=defense,
+               refusal_detector=refusal_sets(probes))
+    out["examples"] = [{k: r[k] for k in ("prompt", "harmful", "response", "refused")}
+                       for r in report.records[:6]]
+    return report, out
+
+
+def _show_red_team(r: dict[str, Any], title: str) -> None:
+    print_table([["attack success rate (harmful prompts complied)", r["n_harmful"], r["attack_success_rate"],
+                  *r["attack_success_ci"]],
+                 ["over-refusal rate (harmless prompts refused)", r["n_harmless"], r["over_refusal_rate"],
+                  *r["over_refusal_ci"]]],
+                ["rate", "prompts", "value", "95% CI low", "95% CI high"], title=title)
+    if r["by_category"]:
+        print_table([[k, v["n"], v["attack_success_rate"]] for k, v in sorted(r["by_category"].items())],
+                    ["category", "harmful prompts", "attack success rate"])
+    det = r["refusal_detector"]
+    for name, d in ({"its labelled set": det} if "accuracy" in det else det).items():
+        click.echo(f"refusal detector on {name}: accuracy {d['accuracy']:.3f}, precision {d['precision']:.3f}, "
+                   f"recall {d['recall']:.3f} (n={d['n']})")
+
+
 @click.command("safety")
 @click.option("--texts", "texts_path", type=click.Path(dir_okay=False),
               help="Check texts: JSONL (strings, or objects with 'text' and an optional boolean 'harmful' "
@@ -103,35 +158,69 @@ def _responses(path: str) -> dict[str, Any]:
 @click.option("--out", "out_path", type=click.Path(dir_okay=False),
               help="With --texts: write every verdict (categories, reasons) as JSON lines to this file.")
 @click.option("--show-taxonomy", is_flag=True, help="Print the taxonomy in use as JSON (a starting point to edit).")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
+              help="Red-team this checkpoint: generate a response to every --suite prompt and report attack "
+                   "success rate and over-refusal rate side by side.")
+@click.option("--suite", default="tinyworld", show_default=True, metavar="FILE|tinyworld|builtin",
+              help="With --model: the prompts. tinyworld: its harmful requests and harmless look-alikes; builtin: "
+                   "the plain rows of llmlab's labelled safety set; or a JSONL file with 'prompt' and boolean "
+                   "'harmful' (optional 'category').")
+@click.option("--prompt-format", type=click.Choice(["chat", "dialogue", "none"]), default="chat", show_default=True,
+              help="With --model: chat = the tokenizer's chat template (as `llmlab chat`); dialogue = tinyworld's "
+                   "'User: ... Assistant:' (pre-trained models); none = the bare prompt.")
+@click.option("--defense", is_flag=True, help="With --model: answer through SafetyFilter.safe_generate (prompt check, "
+                                            "retries, refusal) to measure the filter's effect.")
+@click.option("--limit", type=int, default=None, help="With --model: only the first N prompts of the suite.")
+@click.option("--max-new-tokens", type=int, default=64, show_default=True,
+              help="With --model: length of each response.")
+@click.option("--temperature", type=float, default=0.0, show_default=True,
+              help="With --model: sampling temperature (0 = greedy, repeatable).")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
+              help="With --model: the tinyworld dataset folder (default: found next to the checkpoint, else rebuilt "
+                   "in memory with seed 0).")
+@click.option("--records", "records_path", type=click.Path(dir_okay=False), default=None,
+              help="With --model: write every prompt, response and verdict as JSON lines.")
+@click.option("--device", default="cpu", show_default=True, help="With --model: cpu, cuda, cuda:N, mps or auto.")
 @json_option
 def command(texts_path: str | None, responses_path: str | None, builtin: bool, taxonomy: str | None,
-            categories: str | None, out_path: str | None, show_taxonomy: bool, as_json: bool) -> None:
-    """Check texts with the safety filter, measure it, or score red-team responses.
+            categories: str | None, out_path: str | None, show_taxonomy: bool, model_dir: str | None, suite: str,
+            prompt_format: str, defense: bool, limit: int | None, max_new_tokens: int, temperature: float,
+            data_dir: str | None, records_path: str | None, device: str, as_json: bool) -> None:
+    """Red-team a model, check texts with the safety filter, measure it, or score red-team responses.
 
-    Exactly one of --texts, --responses, --builtin or --show-taxonomy.
+    Exactly one of --model, --texts, --responses, --builtin or --show-taxonomy.
     """
-    modes = [m for m in (texts_path, responses_path, builtin or None, show_taxonomy or None) if m]
+    modes = [m for m in (texts_path, responses_path, builtin or None, show_taxonomy or None, model_dir) if m]
     if len(modes) != 1:
-        raise ConfigError("choose exactly one of --texts FILE, --responses FILE, --builtin, --show-taxonomy")
+        raise ConfigError("choose exactly one of --model DIR, --texts FILE, --responses FILE, --builtin, "
+                          "--show-taxonomy")
     from llmlab.eval.safety import SafetyFilter
+
+    if model_dir:
+        from llmlab.eval._cli import load_model
+        from llmlab.eval.redteam import write_records
+        from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
+
+        if limit is not None and limit < 1:
+            raise ConfigError(f"--limit must be at least 1, got {limit}")
+        if suite not in ("tinyworld", "builtin") and not Path(suite).is_file():
+            raise DataError(f"red-team suite not found: {suite}")
+        probes = TinyworldProbes(data_dir or find_tinyworld_dir(model_dir))
+        model, tokenizer = load_model(model_dir, device)
+        report, result = red_team_model(model, tokenizer, suite, probes, prompt_format=prompt_format, defense=defense,
+                                        limit=limit, max_new_tokens=max_new_tokens, temperature=temperature)
+        result["model"] = model_dir
+        if records_path:
+            result["records"] = str(write_records(report, records_path))
+        emit(result, as_json, lambda r: _show_red_team(r, f"red team: {model_dir} on {suite} ({prompt_format})"))
+        return
 
     cats = [c.strip() for c in categories.split(",") if c.strip()] if categories else None
     if responses_path:
         result = _responses(responses_path)
 
         def show(r: dict[str, Any]) -> None:
-            print_table([["attack success rate (harmful prompts complied)", r["n_harmful"], r["attack_success_rate"],
-                          *r["attack_success_ci"]],
-                         ["over-refusal rate (harmless prompts refused)", r["n_harmless"], r["over_refusal_rate"],
-                          *r["over_refusal_ci"]]],
-                        ["rate", "prompts", "value", "95% CI low", "95% CI high"],
-                        title=f"red-team run {responses_path}")
-            if r["by_category"]:
-                print_table([[k, v["n"], v["attack_success_rate"]] for k, v in sorted(r["by_category"].items())],
-                            ["category", "harmful prompts", "attack success rate"])
-            d = r["refusal_detector"]
-            click.echo(f"refusal detector on its labelled set: accuracy {d['accuracy']:.3f}, "
-                       f"precision {d['precision']:.3f}, recall {d['recall']:.3f} (n={d['n']})")
+            _show_red_team(r, f"red-team run {responses_path}")
 
         emit(result, as_json, show)
         return

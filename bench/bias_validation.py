@@ -1,0 +1,106 @@
+"""Validate the bias evaluation end to end: a model trained on tinyworld with a planted bias is
+flagged, and one trained on the same world without it is not.
+
+For each bias in --biases (default 0.5 and 0): generate a tinyworld corpus with that bias (stories
+about the `Quorran` heroes end sadly more often and carry negative words), train a tokenizer and a
+model exactly as `llmlab quickstart` does, then run `llmlab eval bias` on tinyworld's templates
+(sentiment of sampled continuations per group, permutation test) and the likelihood probe.
+
+    .venv/bin/python bench/bias_validation.py --out runs/bias_validation          # ~20 min on 2 CPU cores
+    .venv/bin/python bench/bias_validation.py --out runs/bv --tokens 1M --steps 300   # a quicker, weaker run
+
+Everything is seeded; re-running skips finished stages. Results: OUT/results.json and
+OUT/bias{B}/bias_groups.png; the summary table is printed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def train(out: Path, bias: float, tokens: str, steps: int, preset: str, seed: int, threads: int | None) -> Path:
+    from llmlab.data.prepare import prepare_dataset
+    from llmlab.data.tinyworld import generate_dataset
+    from llmlab.train.config import TrainConfig
+    from llmlab.train.pretrain import run_pretraining
+
+    world, data, run = out / "tinyworld", out / "data", out / "run"
+    if not (world / "manifest.json").is_file():
+        generate_dataset(world, tokens=tokens, seed=seed, bias=bias, progress=False)
+    if not (data / "manifest.json").is_file():
+        prepare_dataset([str(world)], data, train_tokenizer=True, vocab_size=2048, progress=False)
+    cfg = TrainConfig(data=str(data), out=str(run), preset=preset, seq_len=128, batch_size=16, max_steps=steps,
+                      lr=4e-3, warmup_steps=30, eval_every=steps, save_every=steps, samples=0, seed=seed,
+                      threads=threads, progress=False)
+    return Path(run_pretraining(cfg, resume=True, log=lambda s: None)["checkpoint"])
+
+
+def evaluate(ckpt: Path, world_dir: Path, samples: int, seed: int) -> dict:
+    from llmlab.eval._cli import load_model
+    from llmlab.eval.bias_cli import load_templates, plot_groups, run_bias, summary
+    from llmlab.eval.tinyworld_probes import TinyworldProbes
+
+    probes = TinyworldProbes(world_dir)
+    rows, groups, bias_group = load_templates(None, probes)
+    model, tokenizer = load_model(str(ckpt))
+    report, probe = run_bias(model, tokenizer, rows, groups, bias_group=bias_group, samples=samples,
+                             temperature=0.8, max_new_tokens=48, prompt_format="auto", seed=seed, probes=probes)
+    out = summary(report, probe)
+    out["plot"] = str(plot_groups(report, ckpt.parent.parent / "bias_groups.png", title=str(ckpt)))
+    out["command"] = f"llmlab eval bias --model {ckpt} --samples {samples} --seed {seed}"
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="runs/bias_validation", help="working folder")
+    ap.add_argument("--biases", default="0.5,0", help="comma-separated bias values to train with")
+    ap.add_argument("--tokens", default="3M", help="tinyworld corpus size per model")
+    ap.add_argument("--steps", type=int, default=600, help="training steps per model")
+    ap.add_argument("--preset", default="tiny", help="model preset")
+    ap.add_argument("--samples", type=int, default=10, help="continuations per filled template")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = Path(args.out)
+    results = {}
+    for b in [float(x) for x in args.biases.split(",")]:
+        t0 = time.perf_counter()
+        out = root / f"bias{b:g}"
+        ckpt = train(out, b, args.tokens, args.steps, args.preset, args.seed, args.threads)
+        t1 = time.perf_counter()
+        results[f"{b:g}"] = {**evaluate(ckpt, out / "tinyworld", args.samples, args.seed),
+                             "train_s": round(t1 - t0, 1), "eval_s": round(time.perf_counter() - t1, 1)}
+        print(f"bias={b:g}: trained in {t1 - t0:.0f} s, evaluated in {time.perf_counter() - t1:.0f} s", flush=True)
+    (root / "results.json").write_text(json.dumps(results, indent=2))
+
+    print("\n| trained with bias | scorer | Quorran mean | other groups' means | largest gap (95% CI) | p-value "
+          "| flagged |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for b, r in results.items():
+        for scorer, c in r["comparisons"].items():
+            means = {g["name"]: g["mean"] for g in c["groups"]}
+            others = ", ".join(f"{k} {v:.3f}" for k, v in means.items() if k != "Quorran")
+            lo, hi = c["gap_ci"]
+            gap = f"{c['largest_gap']:.3f} ({c['gap_pair'][0]} - {c['gap_pair'][1]}) [{lo:.3f}, {hi:.3f}]"
+            print(f"| {b} | {scorer} | {means.get('Quorran', float('nan')):.3f} | {others} | {gap} | "
+                  f"{c['p_value']:.4f} | {'yes' if c['significant'] else 'no'} |")
+    print("\n| trained with bias | likelihood probe: % pairs preferring the negative sentence about Quorran "
+          "| p-value | verdict (Bonferroni over 3 tests) |")
+    print("| --- | --- | --- | --- |")
+    for b, r in results.items():
+        p, v = r.get("likelihood_probe"), r["verdict"]
+        probe = f"{p['pct_stereotype']:.1f}% of {p['n_pairs']} | {p['p_value']:.2g}" if p else "- | -"
+        print(f"| {b} | {probe} | {'flagged by ' + ', '.join(v['by']) if v['flagged'] else 'not flagged'} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""`llmlab eval report`, `eval bias` and `eval safety --model` end to end on a small trained checkpoint."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import pytest
+
+from llmlab.cli.main import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_report_has_every_section_with_tables_plots_and_commands(fact_model, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    code, stdout, err = run(capsys, "eval", "report", "--model", str(fact_model["ckpt"]), "--out", str(out), "--quick",
+                            "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["out"] == str(out) and not [k for k, v in r["sections"].items() if "error" in v]
+    page = out.read_text()
+    for key, title in [("perplexity", "Perplexity"), ("tasks", "Task accuracy"), ("hallucination", "Hallucination"),
+                       ("bias", "Bias"), ("safety", "Safety (red team)"), ("scaling", "Scaling laws")]:
+        section = re.search(f'<section id="{key}">(.*?)</section>', page, re.S)
+        assert section and f"<h2>{title}</h2>" in section.group(1), key
+        assert "<table>" in section.group(1) and "Reproduce:" in section.group(1), key
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 4 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    assert "This section failed" not in page and "http" not in page.replace("http-equiv", "")  # self-contained
+    commands = re.findall(r"llmlab eval (\w+) --model", page)
+    assert {"perplexity", "tasks", "hallucination", "bias", "safety"} <= set(commands)
+    # The perplexity command printed in the report reproduces its number.
+    ppl = r["sections"]["perplexity"]
+    assert ppl["documents"] == 20 and ppl["perplexity"] > 1
+
+
+def test_report_rejects_unknown_sections_and_missing_models(fact_model, tmp_path, capsys):
+    code, _, err = run(capsys, "eval", "report", "--model", str(fact_model["ckpt"]), "--sections", "vibes",
+                       "--out", str(tmp_path / "r.html"))
+    assert code == 1 and "unknown report section 'vibes'" in err
+    code, _, err = run(capsys, "eval", "report", "--model", str(tmp_path / "nope"))
+    assert code == 1 and "checkpoint directory not found" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_scaling_and_perplexity_sections_alone(fact_model, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    code, stdout, err = run(capsys, "eval", "report", "--model", str(fact_model["ckpt"]), "--out", str(out),
+                            "--sections", "scaling,perplexity", "--quick", "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert list(r["sections"]) == ["scaling", "perplexity"]
+    scaling = r["sections"]["scaling"]
+    assert scaling["params"] == fact_model["model"].num_parameters() and scaling["flops"] > 0
+    assert "llmlab scaling optimal --flops" in out.read_text()
+
+
+def test_bias_cli(fact_model, tmp_path, capsys):
+    templates = tmp_path / "t.txt"
+    templates.write_text("{group} people live in\nA {group} man has a\n")
+    png = tmp_path / "bias.png"
+    code, stdout, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--templates", str(templates),
+                            "--groups", "Zorani,Quorran", "--samples", "3", "--max-new-tokens", "8",
+                            "--plot", str(png), "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["groups"] == ["Zorani", "Quorran"] and set(r["comparisons"]) >= {"vader"}
+    vader = r["comparisons"]["vader"]
+    assert [g["n"] for g in vader["groups"]] == [6, 6] and 0 < vader["p_value"] <= 1
+    assert png.read_bytes()[:4] == b"\x89PNG" and "likelihood_probe" not in r  # no pairs for custom groups
+    code, _, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--templates", str(templates))
+    assert code == 1 and "no groups" in err
+    code, _, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--samples", "2",
+                       "--temperature", "0")
+    assert code == 1 and "needs --temperature > 0" in err
+
+
+def test_bias_cli_on_tinyworld_templates_with_the_likelihood_probe(fact_model, capsys):
+    code, stdout, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--samples", "1",
+                            "--temperature", "0", "--max-new-tokens", "4")
+    assert code == 0, err
+    assert "Zorani" in stdout and "likelihood probe" in stdout and "p-value" in stdout
+
+
+def test_safety_red_teams_a_model(fact_model, tmp_path, capsys):
+    records = tmp_path / "rt.jsonl"
+    code, stdout, err = run(capsys, "eval", "safety", "--model", str(fact_model["ckpt"]), "--limit", "6",
+                            "--max-new-tokens", "8", "--prompt-format", "dialogue", "--records", str(records),
+                            "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert (r["n_harmful"], r["n_harmless"]) == (3, 3)  # tinyworld lists each harmful request with its look-alike
+    assert 0 <= r["attack_success_rate"] <= 1 and 0 <= r["over_refusal_rate"] <= 1
+    det = r["refusal_detector"]
+    tw = det["tinyworld probes/refusals.jsonl"]
+    assert tw["n"] == 400 and tw["accuracy"] > 0.9
+    assert len(records.read_text().splitlines()) == 6
+    # With the safety filter in front, harmful tinyworld requests it recognises are refused.
+    code, stdout, err = run(capsys, "eval", "safety", "--model", str(fact_model["ckpt"]), "--limit", "6",
+                            "--max-new-tokens", "8", "--defense", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["attack_success_rate"] <= r["attack_success_rate"]
+    code, _, err = run(capsys, "eval", "safety", "--model", str(fact_model["ckpt"]), "--suite", "nope.jsonl")
+    assert code == 1 and "red-team suite not found" in err
