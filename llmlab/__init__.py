@@ -29,6 +29,14 @@ _EXPORTS = {
     "load": "llmlab.checkpoint",
     "save_checkpoint": "llmlab.checkpoint",
     "LLMLabError": "llmlab.errors",
+    # the lesson's capabilities and applications (llmlab/infer)
+    "generate_text": "llmlab.infer",
+    "Engine": "llmlab.infer",
+    "GenerationConfig": "llmlab.infer",
+    "LLMChatbot": "llmlab.infer",
+    "few_shot_classification": "llmlab.infer",
+    "chain_of_thought_reasoning": "llmlab.infer",
+    "ContentGenerator": "llmlab.infer",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
