@@ -44,3 +44,91 @@ def tiny_model(small_tokenizer, torch_threads):
 
     torch.manual_seed(0)
     return TransformerLM(preset("tiny", vocab_size=small_tokenizer.vocab_size)).eval()
+
+
+# ---- fine-tuning and alignment (tests/test_sft.py, test_lora.py, test_reward.py, test_dpo.py, test_ppo.py)
+FINETUNE_MODEL = dict(n_layer=2, d_model=64, n_head=4, n_kv_head=2, context_length=96)
+
+
+@pytest.fixture(scope="session")
+def finetune_checkpoint(tmp_path_factory, small_tokenizer):
+    """A saved checkpoint directory of a small random llama-style model with the small tokenizer."""
+    import torch
+
+    from llmlab.checkpoint import save_checkpoint
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = TransformerLM(preset("tiny", vocab_size=small_tokenizer.vocab_size, **FINETUNE_MODEL))
+    return save_checkpoint(tmp_path_factory.mktemp("finetune") / "base", model, small_tokenizer)
+
+
+# ---------------------------------------------------------------------------- evaluation (appended)
+FACT_RELATIONS = ("home_town", "pet_species", "favourite_food")
+
+
+@pytest.fixture(scope="session")
+def fact_model(tmp_path_factory):
+    """A tiny model trained for a few seconds to know 24 facts of tinyworld World(seed=0): 8 adults x
+    (home town, pet, favourite food), as statements and as "User: ... Assistant: ..." answers.
+
+    Returns a dict: model, tokenizer, world, people, claims (true and false, with subject/relation/
+    object), unknown (names of people who do not exist), ckpt (a saved checkpoint directory).
+    """
+    import random
+
+    import torch
+
+    import llmlab
+    from llmlab.config import ModelConfig
+    from llmlab.data.tinyworld import World
+    from llmlab.data.tinyworld.facts import PERSON_QUESTIONS, person_answer
+    from llmlab.data.tinyworld.preferences import wrong_value
+    from llmlab.model import TransformerLM
+    from llmlab.tokenizer import Tokenizer
+
+    torch.set_num_threads(1)
+    world = World(seed=0)
+    people = [p for p in world.people if not p.is_child][:8]
+    rng = random.Random(0)
+    docs = []
+    for _ in range(20):
+        for p in people:
+            for r in FACT_RELATIONS:
+                docs.append(person_answer(world, p, r))
+                q = rng.choice(PERSON_QUESTIONS[r]).format(name=p.name)
+                docs.append(f"User: {q}\nAssistant: {person_answer(world, p, r)}")
+    tok = Tokenizer.train(docs, vocab_size=600, show_progress=False)  # whole words: short sequences, fast
+    ids = []
+    for d in docs:
+        ids += tok.encode(d) + [tok.eos_token_id]
+    data = torch.tensor(ids)
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(vocab_size=tok.vocab_size, context_length=48, n_layer=2, n_head=2, d_model=64))
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    T, B = 48, 16
+    for _ in range(150):
+        ix = torch.randint(0, len(data) - T - 1, (B,))
+        x = torch.stack([data[i:i + T] for i in ix])
+        y = torch.stack([data[i + 1:i + T + 1] for i in ix])
+        loss = model(x, targets=y).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.generation_config = {"eos_token_id": tok.eos_token_id}
+    claims = []
+    for p in people:
+        for r in FACT_RELATIONS:
+            truth = str(getattr(p, r))
+            wrong = wrong_value(world, p, r, random.Random(p.id + r))
+            claims.append({"claim": person_answer(world, p, r), "label": True, "subject": p.name, "relation": r,
+                           "object": truth})
+            claims.append({"claim": person_answer(world, p, r, wrong), "label": False, "subject": p.name,
+                           "relation": r, "object": wrong})
+    ckpt = tmp_path_factory.mktemp("fact_model") / "ckpt"
+    llmlab.save_checkpoint(ckpt, model, tok)
+    return {"model": model, "tokenizer": tok, "world": world, "people": people, "claims": claims,
+            "unknown": world.unknown_names("probe")[:8], "ckpt": ckpt, "loss": loss.item()}

@@ -249,7 +249,7 @@ class Trainer:
                 if self._stop_requested:
                     raise KeyboardInterrupt
                 t0 = time.perf_counter()
-                record = self._step()
+                record = self.train_step()
                 st.elapsed = elapsed_before + (time.perf_counter() - session_start)
                 self._maybe_estimate_steps_from_minutes()
                 if bar is None:
@@ -285,7 +285,8 @@ class Trainer:
         ckpt = self.save()
         return {**result, "step": st.step, "tokens": st.tokens, "seconds": st.elapsed, "checkpoint": str(ckpt)}
 
-    def _step(self) -> dict[str, Any]:
+    def train_step(self) -> dict[str, Any]:
+        """One optimizer step over accum_steps micro-batches; returns the step's metrics record."""
         cfg, st = self.cfg, self.state
         micro = [next(self.batches) for _ in range(self.accum_steps)]
         micro = [{k: v.to(self.device, non_blocking=True) for k, v in b.items()} for b in micro]

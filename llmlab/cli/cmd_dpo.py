@@ -1,0 +1,33 @@
+"""`llmlab dpo`: direct preference optimisation (or IPO) against a frozen reference."""
+
+from __future__ import annotations
+
+from llmlab.cli.cmd_sft import finetune_command
+from llmlab.train.finetune_config import DPOConfig
+
+
+def _run(cfg, resume, log):
+    from llmlab.train.dpo import run_dpo
+
+    return run_dpo(cfg, resume=resume, log=log)
+
+
+command = finetune_command(
+    "dpo", DPOConfig, _run,
+    """Align a model to preference pairs with DPO (sigmoid loss, beta) or IPO.
+
+    The reference is the starting model; its log-probabilities are computed once before training,
+    so no second model is kept in memory.
+
+    \b
+    Data (--data): JSONL preference records with "prompt", "chosen", "rejected" (strings or chat
+    messages); a tinyworld folder (its preferences/ split); or "tinyworld".
+
+    \b
+    Example:
+      llmlab dpo --model runs/sft/checkpoint --data runs/quickstart/tinyworld --out runs/dpo --beta 0.1
+    With --json: one JSON object with val_reward_acc, val_margin, per-tag accuracies and the checkpoint.
+    """,
+    ("val_reward_acc", "val_margin", "val_loss", "pairs", "beta", "loss_type", "step", "seconds", "checkpoint"),
+    extra_keys_prefix=("val_acc/",),
+)

@@ -1,0 +1,40 @@
+"""`llmlab ppo`: RLHF with PPO (rollouts through the engine, KL penalty, value head, GAE)."""
+
+from __future__ import annotations
+
+from llmlab.cli.cmd_sft import finetune_command
+from llmlab.train.finetune_config import PPOConfig
+
+# Settings PPO derives itself (--policy/--prompts set model/data; the rollout sizes set the steps).
+_DERIVED = ("model", "data", "val_data", "val_fraction", "epochs", "batch_size", "max_steps", "max_tokens",
+            "skip_long", "eval_batches", "samples", "seq_len", "grad_accum", "eval_every")
+
+
+def _run(cfg, resume, log):
+    from llmlab.train.ppo import run_ppo
+
+    return run_ppo(cfg, resume=resume, log=log)
+
+
+command = finetune_command(
+    "ppo", PPOConfig, _run,
+    """Optimise a policy with PPO against a reward, with a KL penalty to the starting policy.
+
+    \b
+    --reward: a reward-model checkpoint (from `llmlab reward`), "sentiment" (VADER compound score
+    of the response, TRL's "make GPT-2 write positive reviews" task), or "module:function" for any
+    Python callable f(prompts, responses) -> list of floats.
+    --prompts: JSONL ("prompt", "messages", "instruction" or "text"), a .txt file (one per line),
+    a tinyworld folder (probes/story_prompts.jsonl), or "tinyworld".
+
+    \b
+    Example:
+      llmlab ppo --policy runs/sft/checkpoint --reward sentiment --prompts tinyworld --out runs/ppo
+    Writes metrics.jsonl (per step), rollouts.jsonl (per rollout: reward, kl, kl_coef, eos_rate)
+    and reward_vs_kl.png. With --json: one JSON object with the first and last reward, KL and
+    the checkpoint.
+    """,
+    ("reward_first", "reward_last", "kl_last", "kl_max", "kl_coef", "rollouts", "step", "seconds", "plot",
+     "checkpoint"),
+    exclude=_DERIVED,
+)

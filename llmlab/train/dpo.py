@@ -1,0 +1,227 @@
+"""Direct preference optimisation (DPO, Rafailov et al. 2023), and IPO, as objectives on the one loop.
+
+    llmlab dpo --model runs/sft/checkpoint --data tinyworld --out runs/dpo --beta 0.1
+
+With h = [log pi(y_c|x) - log ref(y_c|x)] - [log pi(y_r|x) - log ref(y_r|x)] (sums over the
+response tokens, end-of-turn token included):
+
+    sigmoid (DPO):  loss = -log sigmoid(beta * h)     (conservative DPO with label_smoothing e:
+                    -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h))
+    ipo:            loss = (h_avg - 1 / (2 beta))^2   with per-token *average* log-probs, as in TRL
+
+The reference is the starting model. Its log-probabilities are computed once, before training,
+for every pair (train and validation) and stored with the data, so no second model stays in memory.
+Logged per step: reward accuracy (share of pairs with beta*h > 0), margin (mean beta*h) and the
+implicit rewards beta * (log pi - log ref) of chosen and rejected responses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from llmlab.train.finetune_config import DPOConfig
+from llmlab.train.trainer import Trainer
+
+
+# ---------------------------------------------------------------------------- the loss
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float = 0.1, loss_type: str = "sigmoid",
+             label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair losses [B] and the implicit rewards of chosen and rejected responses [B] each.
+
+    Inputs are sequence log-probabilities [B] (sums, or per-token means for IPO)."""
+    chosen_ratio = policy_chosen - ref_chosen
+    rejected_ratio = policy_rejected - ref_rejected
+    h = chosen_ratio - rejected_ratio
+    if loss_type == "sigmoid":
+        losses = -(1 - label_smoothing) * F.logsigmoid(beta * h) - label_smoothing * F.logsigmoid(-beta * h)
+    elif loss_type == "ipo":
+        losses = (h - 1 / (2 * beta)) ** 2
+    else:
+        raise ValueError(f"unknown DPO loss {loss_type!r}")
+    return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
+
+
+def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False) -> torch.Tensor:
+    """Sum (or mean) of log p(target) over each row's target tokens: [rows]. Batches come from
+    `collate_pairs` (chosen rows, then rejected rows)."""
+    from llmlab.infer.scoring import token_logprobs
+
+    logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    lp = token_logprobs(logits, batch["targets"])  # 0 where the target is ignored
+    total = lp.sum(-1)
+    if average:
+        return total / (batch["targets"] != -100).sum(-1).clamp(min=1)
+    return total
+
+
+class DPOLoss:
+    """objective(model, batch): batches hold 2B rows (chosen then rejected) and `ref_logps` [2B]."""
+
+    def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
+        self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
+
+    @property
+    def average(self) -> bool:
+        return self.loss_type == "ipo"
+
+    def __call__(self, model, batch):
+        logps = response_logps(model, batch, self.average)
+        ref = batch["ref_avg_logps" if self.average else "ref_logps"]
+        B = logps.shape[0] // 2
+        losses, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], self.beta, self.loss_type,
+                                  self.label_smoothing)
+        margin = rc - rr
+        metrics = {
+            "reward_acc": float((margin > 0).float().mean()), "margin": float(margin.mean()),
+            "chosen_reward": float(rc.mean()), "rejected_reward": float(rr.mean()),
+        }
+        return losses.mean(), metrics
+
+    def weight(self, batch) -> float:
+        return batch["input_ids"].shape[0] / 2  # pairs
+
+
+# ---------------------------------------------------------------------------- reference log-probs
+@torch.no_grad()
+def attach_reference_logps(model, pairs: Sequence, pad_id: int, device, batch_size: int = 16,
+                           progress: bool = False) -> None:
+    """Compute the reference model's sequence log-probabilities of every pair once and store
+    them on the pairs (`ref_logps`: (chosen, rejected) sums; `ref_avg_logps`: per-token means)."""
+    from llmlab.data.sft import collate_pairs
+
+    was_training = model.training
+    model.eval()
+    chunks = range(0, len(pairs), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc="reference log-probs", unit="batch")
+    for start in chunks:
+        part = pairs[start:start + batch_size]
+        batch = {k: v.to(device) for k, v in collate_pairs(part, pad_id).items()}
+        total = response_logps(model, batch).float().cpu()
+        counts = (batch["targets"] != -100).sum(-1).clamp(min=1).cpu()
+        B = len(part)
+        for i, p in enumerate(part):
+            p.ref_logps = (float(total[i]), float(total[B + i]))
+            p.ref_avg_logps = (float(total[i] / counts[i]), float(total[B + i] / counts[B + i]))
+    model.train(was_training)
+
+
+def collate_with_reference(pairs: Sequence, pad_id: int) -> dict[str, torch.Tensor]:
+    from llmlab.data.sft import collate_pairs
+
+    batch = collate_pairs(pairs, pad_id)
+    batch["ref_logps"] = torch.tensor([p.ref_logps[0] for p in pairs] + [p.ref_logps[1] for p in pairs])
+    batch["ref_avg_logps"] = torch.tensor([p.ref_avg_logps[0] for p in pairs] + [p.ref_avg_logps[1] for p in pairs])
+    return batch
+
+
+def make_eval_fn(val_pairs: Sequence, objective: DPOLoss, pad_id: int, device, batch_size: int,
+                 max_batches: int = 0) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """Validation loss, reward accuracy and margin, overall and by reason tag."""
+    from llmlab.data.sft import fixed_batches
+
+    pairs = list(val_pairs)
+    batches = fixed_batches(pairs, batch_size, lambda u: collate_with_reference(u, pad_id))
+    if max_batches > 0:
+        batches, pairs = batches[:max_batches], pairs[: max_batches * batch_size]
+
+    def evaluate(model) -> dict[str, float]:
+        losses, margins = [], []
+        for batch in batches:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            logps = response_logps(model, batch, objective.average)
+            ref = batch["ref_avg_logps" if objective.average else "ref_logps"]
+            B = logps.shape[0] // 2
+            loss, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], objective.beta, objective.loss_type,
+                                    objective.label_smoothing)
+            losses += loss.tolist()
+            margins += (rc - rr).tolist()
+        out = {"val_loss": sum(losses) / len(losses), "val_reward_acc": sum(m > 0 for m in margins) / len(margins),
+               "val_margin": sum(margins) / len(margins)}
+        out.update(accuracy_by_reason([p.reason for p in pairs], margins, prefix="val_acc/"))
+        return out
+
+    return evaluate
+
+
+def accuracy_by_reason(reasons: Sequence[str | None], margins: Sequence[float], prefix: str = "") -> dict[str, float]:
+    """Share of pairs with a positive margin, per reason tag (pairs without a tag are skipped)."""
+    groups: dict[str, list[float]] = {}
+    for r, m in zip(reasons, margins):
+        if r is not None:
+            groups.setdefault(str(r), []).append(m)
+    return {f"{prefix}{r}": sum(m > 0 for m in ms) / len(ms) for r, ms in sorted(groups.items())}
+
+
+# ---------------------------------------------------------------------------- the run
+def run_dpo(cfg: DPOConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from llmlab.train.distributed import shutdown
+    from llmlab.train.sft import start_run
+
+    device, dist, resuming = start_run(cfg, resume)
+    try:
+        return _run_dpo(cfg, resuming, device, dist, log)
+    finally:
+        shutdown()
+
+
+def load_preference_pairs(cfg, tokenizer, max_len: int, template: str, log) -> tuple[list, list]:
+    """Tokenised (train, validation) preference pairs for --data/--val-data."""
+    from llmlab.data.formats import load_preferences
+    from llmlab.data.sft import tokenize_preferences
+    from llmlab.train.sft import hold_out, resolve_split
+
+    train_file, val_file = resolve_split(cfg.data, cfg.val_data, "preferences", cfg.tinyworld_seed)
+    train = load_preferences(train_file)
+    val = load_preferences(val_file) if val_file else None
+    if val is None:
+        train, val = hold_out(train, cfg.val_fraction, cfg.seed)
+    train_pairs, skipped = tokenize_preferences(train, template, tokenizer, max_len, cfg.skip_long)
+    val_pairs, _ = tokenize_preferences(val, template, tokenizer, max_len, True)
+    if skipped:
+        log(f"skipped {skipped} training pairs longer than {max_len} tokens")
+    log(f"data: {len(train_pairs)} training and {len(val_pairs)} validation pairs from {train_file}")
+    return train_pairs, val_pairs
+
+
+def _run_dpo(cfg: DPOConfig, resuming: bool, device, dist, log) -> dict[str, Any]:
+    from llmlab.data.sft import ShuffledBatches, check_template, pad_id_for
+    from llmlab.train.sft import finish_lora, load_start_model, plan_budget, setup_lora
+
+    model, tokenizer = load_start_model(cfg, device)
+    template = check_template(cfg.template, tokenizer)
+    max_len = cfg.seq_len or model.config.context_length
+    train, val = load_preference_pairs(cfg, tokenizer, max_len, template, log)
+    pad = pad_id_for(tokenizer)
+    # The reference is the model as loaded: score everything with it now, then it is no longer needed.
+    attach_reference_logps(model, train + val, pad, device, cfg.batch_size, progress=cfg.progress)
+    torch.manual_seed(cfg.seed)
+    lora = setup_lora(model, cfg, log)
+    objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing)
+    batches = ShuffledBatches(train, cfg.batch_size, lambda u: collate_with_reference(u, pad), seed=cfg.seed,
+                              rank=dist.rank, world_size=dist.world_size)
+    trainer = Trainer(
+        model, objective, batches, cfg, device=device, dist=dist, tokenizer=tokenizer,
+        eval_fn=make_eval_fn(val, objective, pad, device, cfg.batch_size, cfg.eval_batches),
+        accum_steps=cfg.grad_accum, log=log,
+    )
+    if resuming:
+        trainer.resume()
+    per_step = cfg.batch_size * dist.world_size * cfg.grad_accum
+    mean_len = sum(len(p.chosen) + len(p.rejected) for p in train) / len(train)
+    plan_budget(cfg, trainer, len(train), per_step, int(per_step * mean_len))
+    log(f"DPO ({cfg.loss_type}, beta {cfg.beta}): {trainer.state.total_steps} steps of {per_step} pairs; "
+        f"device {device}")
+    result = trainer.train()
+    if lora is not None:
+        result["checkpoint"] = str(finish_lora(trainer, model, tokenizer, lora))
+    result.update({k: v for k, v in trainer.state.last_eval.items()})
+    result.update(pairs=len(train), beta=cfg.beta, loss_type=cfg.loss_type)
+    return result
+
