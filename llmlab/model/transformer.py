@@ -118,12 +118,11 @@ class TransformerLM(nn.Module):
             if num_logits_to_keep > 0:
                 raise ValueError("a loss needs logits for every position; do not combine it with num_logits_to_keep")
             if targets is None:
-                logits_for_loss, targets = logits[:, :-1], labels[:, 1:]
-            else:
-                logits_for_loss = logits
-            loss = F.cross_entropy(
-                logits_for_loss.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX
-            )
+                # Shift the (small) labels rather than slicing the (huge) logits: logits[:, :-1] would
+                # copy [batch, seq, vocab] forward and again in backward. The last position's target
+                # is IGNORE_INDEX, so the mean is over exactly the same tokens.
+                targets = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX)
         return ModelOutput(
             logits=logits,
             loss=loss,
