@@ -190,12 +190,12 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
 
 def _generate_all(engine, prompts, config, progress: bool):
     """Batched generation with a progress bar over finished prompts."""
-    from tqdm import tqdm
+    from llmlab.progress import progress_bar
 
     ids = [engine.add_request(p, config) for p in prompts]
     index = {rid: i for i, rid in enumerate(ids)}
     results = [None] * len(prompts)
-    with tqdm(total=len(prompts), unit="prompt", disable=not progress, file=sys.stderr) as bar:
+    with progress_bar(total=len(prompts), unit="prompt", disable=not progress) as bar:
         while engine.has_unfinished():
             for out in engine.step():
                 if out.finished:

@@ -10,10 +10,10 @@ from llmlab.cli.common import emit_json, json_option
 @click.command("quickstart")
 @click.option("--out", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the corpus, the shards and the run.")
-@click.option("--tokens", default="3M", show_default=True, help="Size of the tinyworld corpus (e.g. 500k, 3M, 50M).")
+@click.option("--tokens", default="4M", show_default=True, help="Size of the tinyworld corpus (e.g. 500k, 3M, 50M).")
 @click.option("--vocab-size", default=2048, show_default=True, help="Tokenizer vocabulary size.")
 @click.option("--preset", default="tiny", show_default=True, help="Model preset (tiny, mini, small, base, ...).")
-@click.option("--max-steps", default=600, show_default=True, help="Optimizer steps to train.")
+@click.option("--max-steps", default=1200, show_default=True, help="Optimizer steps to train.")
 @click.option("--batch-size", default=8, show_default=True, help="Sequences per step.")
 @click.option("--seq-len", default=256, show_default=True, help="Tokens per sequence.")
 @click.option("--lr", default=4e-3, show_default=True, help="Peak learning rate.")

@@ -250,12 +250,10 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 def _progress_bar(sources, enabled: bool):
-    from tqdm.auto import tqdm
+    from llmlab.progress import progress_bar
 
     total = 0
     for s in sources:
         p = Path(s.location)
         total += p.stat().st_size if p.is_file() else 0
-    return tqdm(
-        total=total or None, unit="B", unit_scale=True, desc="tokenising", disable=not enabled, dynamic_ncols=True
-    )
+    return progress_bar(total=total or None, unit="B", unit_scale=True, desc="tokenising", disable=not enabled)

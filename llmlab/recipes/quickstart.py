@@ -24,10 +24,10 @@ STORY_PROMPTS = ("Once upon a time", "One sunny morning,", "Mia")
 @dataclass
 class QuickstartConfig:
     out: str = "runs/quickstart"
-    tokens: str = "3M"
+    tokens: str = "4M"
     vocab_size: int = 2048
     preset: str = "tiny"
-    max_steps: int = 600
+    max_steps: int = 1200
     batch_size: int = 8
     seq_len: int = 256  # the tiny preset's whole context: stories and chats need it
     lr: float = 4e-3

@@ -97,9 +97,9 @@ def attach_reference_logps(model, pairs: Sequence, pad_id: int, device, batch_si
     model.eval()
     chunks = range(0, len(pairs), batch_size)
     if progress:
-        from tqdm.auto import tqdm
+        from llmlab.progress import progress_bar
 
-        chunks = tqdm(chunks, desc="reference log-probs", unit="batch")
+        chunks = progress_bar(chunks, desc="reference log-probs", unit="batch")
     for start in chunks:
         part = pairs[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate_pairs(part, pad_id).items()}

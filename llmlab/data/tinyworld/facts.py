@@ -42,7 +42,7 @@ SHOP_QUESTIONS = {
 
 def person_answer(world: World, p: Person, relation: str, value: str | None = None) -> str:
     """One sentence stating `relation` of `p` (with `value` instead of the true one: a wrong fact)."""
-    name, pr = p.name, p.pronouns
+    name = p.name
     if relation == "home_town":
         return f"{name} lives in {value or p.home_town}."
     if relation == "age":

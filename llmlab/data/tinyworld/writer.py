@@ -16,7 +16,6 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import sys
 import time
 import zlib
 from collections import Counter, deque
@@ -155,13 +154,13 @@ def _write_stream(stream: str, out: Path, seed: int, bias: float, val_fraction: 
                   *, tokens: int | None = None, records: int | None = None, progress: bool = True,
                   samples: dict[str, dict] | None = None) -> dict[str, Any]:
     """Write `stream` to out/stream/{train,val}.jsonl until `tokens` tokens or `records` records."""
-    from tqdm import tqdm
+    from llmlab.progress import progress_bar
 
     files = {False: _JsonlFile(out / stream / "train.jsonl"), True: _JsonlFile(out / stream / "val.jsonl")}
     kinds: Counter = Counter()
     total = tokens if tokens is not None else records
-    bar = tqdm(total=total, unit="tok" if tokens is not None else "rec", unit_scale=True, desc=f"{stream:11s}",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = progress_bar(total=total, unit="tok" if tokens is not None else "rec", unit_scale=True,
+                       desc=f"{stream:11s}", disable=not progress)
     done_tokens = done_records = 0
 
     def progress_count() -> int:
