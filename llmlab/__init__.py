@@ -1,7 +1,7 @@
 """llmlab: a complete, hackable large-language-model lab.
 
     import llmlab
-    model, tokenizer = llmlab.load("runs/quickstart/checkpoint")
+    model, tokenizer = llmlab.load("runs/quickstart/run/checkpoint")
     print(llmlab.generate_text(model, tokenizer, "Once upon a time", max_length=60))
 
 Names are imported lazily, so `import llmlab` (and the CLI's --help) stays fast.

@@ -44,7 +44,7 @@ def prompting(model_dir, task, data_dir, classification_train, classification_te
     \b
     Example:
       llmlab data tinyworld --out data/tw
-      llmlab experiment prompting --model runs/quickstart/checkpoint --data data/tw
+      llmlab experiment prompting --model runs/quickstart/run/checkpoint --data data/tw
 
     Writes a table (table.md, and on screen) and a plot (prompting.png) to --out. With --json,
     prints one JSON object: {"rows": [...], "files": {...}}.
