@@ -80,13 +80,12 @@ def fact_model(tmp_path_factory):
     import random
 
     import torch
+    from helpers import train_small_lm
 
     import llmlab
-    from llmlab.config import ModelConfig
     from llmlab.data.tinyworld import World
     from llmlab.data.tinyworld.facts import PERSON_QUESTIONS, person_answer
     from llmlab.data.tinyworld.preferences import wrong_value
-    from llmlab.model import TransformerLM
     from llmlab.tokenizer import Tokenizer
 
     torch.set_num_threads(1)
@@ -101,24 +100,7 @@ def fact_model(tmp_path_factory):
                 q = rng.choice(PERSON_QUESTIONS[r]).format(name=p.name)
                 docs.append(f"User: {q}\nAssistant: {person_answer(world, p, r)}")
     tok = Tokenizer.train(docs, vocab_size=600, show_progress=False)  # whole words: short sequences, fast
-    ids = []
-    for d in docs:
-        ids += tok.encode(d) + [tok.eos_token_id]
-    data = torch.tensor(ids)
-    torch.manual_seed(0)
-    model = TransformerLM(ModelConfig(vocab_size=tok.vocab_size, context_length=48, n_layer=2, n_head=2, d_model=64))
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
-    T, B = 48, 16
-    for _ in range(150):
-        ix = torch.randint(0, len(data) - T - 1, (B,))
-        x = torch.stack([data[i:i + T] for i in ix])
-        y = torch.stack([data[i + 1:i + T + 1] for i in ix])
-        loss = model(x, targets=y).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    model.generation_config = {"eos_token_id": tok.eos_token_id}
+    model = train_small_lm(tok, docs, context=48, seq_len=48, lr=5e-3)
     claims = []
     for p in people:
         for r in FACT_RELATIONS:
@@ -131,4 +113,4 @@ def fact_model(tmp_path_factory):
     ckpt = tmp_path_factory.mktemp("fact_model") / "ckpt"
     llmlab.save_checkpoint(ckpt, model, tok)
     return {"model": model, "tokenizer": tok, "world": world, "people": people, "claims": claims,
-            "unknown": world.unknown_names("probe")[:8], "ckpt": ckpt, "loss": loss.item()}
+            "unknown": world.unknown_names("probe")[:8], "ckpt": ckpt}

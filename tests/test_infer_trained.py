@@ -13,8 +13,8 @@ import random
 
 import pytest
 import torch
+from helpers import train_small_lm
 
-from llmlab.config import ModelConfig
 from llmlab.errors import ConfigError
 from llmlab.infer import (
     ContentGenerator,
@@ -26,7 +26,6 @@ from llmlab.infer import (
     score_continuations,
 )
 from llmlab.infer.detokenize import TextAssembler
-from llmlab.model import TransformerLM
 
 pytestmark = pytest.mark.xdist_group("infer_trained")  # train once per worker
 
@@ -47,7 +46,7 @@ def trained(small_tokenizer):
     torch.set_num_threads(1)
     tok = small_tokenizer
     rng = random.Random(0)
-    ids: list[int] = []
+    docs: list[str] = []
     for _ in range(400):
         if rng.random() < 0.3:
             doc = MEMO_PROMPT + MEMO
@@ -55,22 +54,8 @@ def trained(small_tokenizer):
             shots = [review(rng) for _ in range(rng.randint(1, 3))]
             doc = "Classify the sentiment of these texts:\n\n" + "\n\n".join(
                 f"Text: {t}\nSentiment: {label}" for t, label in shots)
-        ids += tok.encode(doc) + [tok.eos_token_id]
-    data = torch.tensor(ids)
-    torch.manual_seed(0)
-    model = TransformerLM(ModelConfig(vocab_size=tok.vocab_size, context_length=128, n_layer=2, n_head=2, d_model=64))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    T, B = 64, 16
-    for _ in range(150):
-        ix = torch.randint(0, len(data) - T - 1, (B,))
-        x = torch.stack([data[i:i + T] for i in ix])
-        y = torch.stack([data[i + 1:i + T + 1] for i in ix])
-        loss = model(x, targets=y).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    model.generation_config = {"eos_token_id": tok.eos_token_id}
+        docs.append(doc)
+    model = train_small_lm(tok, docs, context=128, seq_len=64)
     assert generate_text(model, tok, MEMO_PROMPT, temperature=0, max_new_tokens=40) == MEMO, "training failed"
     return model, tok
 
