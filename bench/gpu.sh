@@ -14,20 +14,28 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 WORK=${WORK:-/tmp/llmlab-gpu}
 MINUTES=${MINUTES:-3}
 PY=${PY:-python3}
+# Overridable for a dry run on a CPU: PRESET=tiny BATCH=4 SEQ=128 GLOBAL=512 TOKENS=1M MINUTES=0.2 PRECISION=fp32 COMPILE=--no-compile
+PRESET=${PRESET:-gpt2}
+BATCH=${BATCH:-32}
+SEQ=${SEQ:-1024}
+GLOBAL=${GLOBAL:-524288}
+TOKENS=${TOKENS:-30M}
+PRECISION=${PRECISION:-bf16}
+COMPILE=${COMPILE:---compile}
 llmlab() { "$PY" -m llmlab.cli.main "$@"; }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 
-[ -f "$WORK/tw/manifest.json" ] || llmlab data tinyworld --out "$WORK/tw" --tokens 60M --json
+[ -f "$WORK/tw/manifest.json" ] || llmlab data tinyworld --out "$WORK/tw" --tokens "$TOKENS" --no-progress --json
 [ -f "$WORK/shards/manifest.json" ] || llmlab data prepare --input "$WORK/tw" --train-tokenizer --vocab-size 8192 \
     --out "$WORK/shards" --no-progress --json
 rm -rf "$WORK/run"
 # GPT-2 124M: 12 layers, d_model 768, 12 heads, context 1024; the vocabulary padded to 50304
 # (a multiple of 128) as nanoGPT does, so the head's matmul uses the tensor cores fully.
 echo '{"vocab_size": 50304}' > "$WORK/model.json"
-llmlab pretrain --data "$WORK/shards" --preset gpt2 --model-config "$WORK/model.json" \
-    --batch-size 32 --seq-len 1024 --global-batch-tokens 524288 --precision bf16 --compile \
+llmlab pretrain --data "$WORK/shards" --preset "$PRESET" --model-config "$WORK/model.json" \
+    --batch-size "$BATCH" --seq-len "$SEQ" --global-batch-tokens "$GLOBAL" --precision "$PRECISION" $COMPILE \
     --lr 6e-4 --warmup-steps 20 --minutes "$MINUTES" --eval-every 50 --eval-windows 32 \
     --save-every 1000000 --samples 1 --no-progress --out "$WORK/run" --json | tee "$WORK/result.json"
 

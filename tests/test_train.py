@@ -358,3 +358,44 @@ def test_existing_run_is_not_overwritten_without_resume(shards, tmp_path):
     assert again.returncode == 1 and "--resume" in again.stderr
     with pytest.raises(ConfigError):
         TrainConfig(data="d", out="o").validate()
+
+
+def test_sources_text_jsonl_parquet_dirs_and_globs(tmp_path, small_tokenizer):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from llmlab.data.sources import iter_documents, resolve_sources
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.txt").write_text("First file.")
+    (tmp_path / "docs" / "nested").mkdir()
+    (tmp_path / "docs" / "nested" / "b.md").write_text("Second file.")
+    (tmp_path / "c.jsonl").write_text(json.dumps({"body": "From JSONL."}) + "\n\n")
+    pq.write_table(pa.table({"body": ["Row one.", "Row two."]}), tmp_path / "d.parquet")
+    assert list(iter_documents(resolve_sources([str(tmp_path / "docs")]))) == ["First file.", "Second file."]
+    assert list(iter_documents(resolve_sources([str(tmp_path / "docs" / "*.txt")]))) == ["First file."]
+    mixed = resolve_sources([str(tmp_path / "c.jsonl"), str(tmp_path / "d.parquet")])
+    assert list(iter_documents(mixed, field="body")) == ["From JSONL.", "Row one.", "Row two."]
+    with pytest.raises(DataError, match="no column 'text'"):
+        list(iter_documents(resolve_sources([str(tmp_path / "d.parquet")])))
+    manifest = prepare([str(tmp_path / "d.parquet"), str(tmp_path / "c.jsonl")], tmp_path / "out", small_tokenizer,
+                       field="body", progress=False)
+    assert manifest["splits"]["train"]["documents"] + manifest["splits"]["val"]["documents"] == 3
+
+
+def test_pretrain_from_a_yaml_config_saves_the_resolved_settings(shards, tmp_path):
+    import yaml
+
+    data, model_config = shards
+    settings = {"data": str(data), "model_config": str(model_config), "seq_len": 32, "batch_size": 2,
+                "max_steps": 3, "lr": 1e-3, "samples": 0, "threads": 1, "progress": False, "eval_every": 1000}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(settings))
+    out = tmp_path / "run"
+    proc = run_cli(["pretrain", "--config", str(tmp_path / "run.yaml"), "--out", str(out), "--lr", "2e-3", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) >= {"val_loss", "val_bpb", "tokens", "seconds", "checkpoint"}
+    assert result["tokens"] == 3 * 2 * 32
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["lr"] == 2e-3 and saved["batch_size"] == 2 and saved["out"] == str(out)  # the flag wins
+    assert [r["lr"] for r in read_metrics(out) if "lr" in r][0] < 2e-3  # warmup starts below the peak

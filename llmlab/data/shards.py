@@ -93,17 +93,16 @@ class PreparedData:
         manifest_file = self.directory / MANIFEST
         if not self.directory.is_dir():
             raise DataError(f"data directory not found: {self.directory}")
-        if not manifest_file.is_file():
-            hint = ""
-            if (self.directory / "pretrain").is_dir():
-                hint = f"; it looks like tinyworld output: run `llmlab data prepare --input {self.directory} ...` first"
-            raise DataError(f"{self.directory} is not a prepared dataset (no {MANIFEST}){hint}")
         try:
-            self.manifest = json.loads(manifest_file.read_text())
+            self.manifest = json.loads(manifest_file.read_text()) if manifest_file.is_file() else {}
         except json.JSONDecodeError as exc:
             raise DataError(f"{manifest_file} is not valid JSON: {exc}") from None
         if self.manifest.get("format") != FORMAT:
-            raise DataError(f"{manifest_file} is not an llmlab shard manifest")
+            hint = ""
+            if (self.directory / "pretrain").is_dir():
+                hint = (f"; it looks like raw text (tinyworld output): tokenise it first with "
+                        f"`llmlab data prepare --input {self.directory} --train-tokenizer --out SHARDS`")
+            raise DataError(f"{self.directory} is not a prepared dataset (no shard {MANIFEST}){hint}")
         self.dtype = np.dtype(self.manifest["dtype"])
 
     @property

@@ -50,11 +50,15 @@ class AlignmentConfig:
     sft_epochs: float = 2.0
     sft_lr: float = 2e-3
     sft_batch: int = 16
+    sft_max_steps: int | None = None  # caps --sft-epochs (a 20M-token tinyworld has 19k records)
     eval_records: int = 200
     # reward / DPO on tinyworld preferences
     reward_epochs: float = 1.0
+    reward_max_steps: int | None = None
     dpo_epochs: float = 1.0
     dpo_beta: float = 0.1
+    dpo_lr: float = 1e-4
+    dpo_max_steps: int | None = None
     # PPO / frontier on story prompts
     story_tokens: int = 32
     ppo_rollouts: int = 30
@@ -167,6 +171,7 @@ def evaluate_instructions(model, tokenizer, records: Sequence[dict[str, Any]], m
     results = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop)
     stop_ids = set(tokenizer.stop_token_ids)
     by_task: dict[str, dict[str, list[float]]] = {}
+    steps: dict[int, list[float]] = {k: [] for k in range(1, 5)}  # arithmetic accuracy by number of steps
     samples = []
     for rec, res in zip(records, results):
         s = score_response(rec, res.text)
@@ -175,6 +180,8 @@ def evaluate_instructions(model, tokenizer, records: Sequence[dict[str, Any]], m
         for k, v in s.items():
             if v is not None:
                 bucket.setdefault(k, []).append(v)
+        if rec.get("task") == "arithmetic" and rec.get("steps") is not None:
+            steps[int(rec["steps"])].append(s["correct"])
         if len(samples) < 12 and rec.get("task") in ("fact_qa", "arithmetic", "classify_review", "refuse_harmful"):
             samples.append({"task": rec.get("task"), "prompt": rec["messages"][-2]["content"][:120],
                             "response": res.text[:200]})
@@ -185,6 +192,7 @@ def evaluate_instructions(model, tokenizer, records: Sequence[dict[str, Any]], m
             "fact_exact": tasks.get("fact_qa", {}).get("exact"),
             "arithmetic_acc": tasks.get("arithmetic", {}).get("correct"),
             "review_acc": tasks.get("classify_review", {}).get("correct"),
+            "arithmetic_by_steps": {k: {"acc": mean(v), "n": len(v)} for k, v in steps.items() if v},
             "format": pooled["format"], "eos_rate": pooled["eos"], "tasks": tasks, "samples": samples}
 
 
@@ -315,29 +323,34 @@ class Recipe:
         from llmlab.train.sft import run_sft
 
         cfg = SFTConfig(model=self.cfg.base, data=str(self.tw), out=str(self.out / "sft"), epochs=self.cfg.sft_epochs,
-                        lr=self.cfg.sft_lr, batch_size=self.cfg.sft_batch, skip_long=True, eval_every=100,
-                        **self.common())
-        flags = (f"--model {cfg.model} --data {cfg.data} --out {cfg.out} --epochs {cfg.epochs} --lr {cfg.lr} "
-                 f"--batch-size {cfg.batch_size} --skip-long --seed {cfg.seed}")
+                        max_steps=self.cfg.sft_max_steps, lr=self.cfg.sft_lr, batch_size=self.cfg.sft_batch,
+                        skip_long=True, eval_every=100, **self.common())
+        flags = (f"--model {cfg.model} --data {cfg.data} --out {cfg.out} --epochs {cfg.epochs} "
+                 + (f"--max-steps {cfg.max_steps} " if cfg.max_steps else "")
+                 + f"--lr {cfg.lr} --batch-size {cfg.batch_size} --skip-long --seed {cfg.seed}")
         self.report["sft_run"] = self._train("sft", cfg, run_sft, flags)
         return self.report["sft_run"]["checkpoint"]
+
+    def held_out_instructions(self) -> list[dict[str, Any]]:
+        """The first --eval-records held-out sft/val records whose reference answer fits the context
+        (long stories and summaries do not fit a 256-token model; SFT skipped them too)."""
+        import llmlab
+        from llmlab.data.formats import parse_sft_record
+        from llmlab.data.sft import tokenize_all
+
+        records = [json.loads(line) for line in (self.tw / "sft" / "val.jsonl").read_text().splitlines() if line.strip()]
+        _, tok = llmlab.load(self.cfg.base)
+        parsed = [parse_sft_record(r, f"val record {i + 1}") for i, r in enumerate(records)]
+        fits, _ = tokenize_all(parsed, "chatml", tok, self.context_length(), skip_long=True)
+        kept = {e.where for e in fits}
+        self.report["sft_eval_excluded"] = len(parsed) - len(kept)
+        return [r for r, p in zip(records, parsed) if p.where in kept][: self.cfg.eval_records]
 
     def stage_sft(self) -> None:
         import llmlab
 
         sft_ckpt = self.run_sft_model()
-        records = [json.loads(line) for line in (self.tw / "sft" / "val.jsonl").read_text().splitlines() if line.strip()]
-        # Only records whose reference answer fits the context can be answered in full (long stories
-        # and summaries do not fit a 256-token model; SFT skipped them too).
-        _, tok = llmlab.load(self.cfg.base)
-        from llmlab.data.formats import parse_sft_record
-        from llmlab.data.sft import tokenize_all
-
-        parsed = [parse_sft_record(r, f"val record {i + 1}") for i, r in enumerate(records)]
-        fits, _ = tokenize_all(parsed, "chatml", tok, self.context_length(), skip_long=True)
-        kept = {e.where for e in fits}
-        records = [r for r, p in zip(records, parsed) if p.where in kept][: self.cfg.eval_records]
-        self.report["sft_eval_excluded"] = len(parsed) - len(kept)
+        records = self.held_out_instructions()
         results = {}
         for name, ckpt, modes in (("base", self.cfg.base, ("dialogue", "chatml")), ("sft", sft_ckpt, ("chatml",))):
             model, tok = llmlab.load(ckpt)
@@ -353,9 +366,11 @@ class Recipe:
 
         start = self.run_sft_model()
         cfg = RewardConfig(model=start, data=str(self.tw), out=str(self.out / "reward"), epochs=self.cfg.reward_epochs,
-                           batch_size=16, skip_long=True, eval_batches=0, eval_every=100, **self.common())
-        flags = (f"--model {start} --data {self.tw} --out {cfg.out} --epochs {cfg.epochs} --batch-size 16 "
-                 f"--skip-long --eval-batches 0 --seed {cfg.seed}")
+                           max_steps=self.cfg.reward_max_steps, batch_size=16, skip_long=True, eval_batches=0,
+                           eval_every=100, **self.common())
+        flags = (f"--model {start} --data {self.tw} --out {cfg.out} --epochs {cfg.epochs} "
+                 + (f"--max-steps {cfg.max_steps} " if cfg.max_steps else "")
+                 + f"--batch-size 16 --skip-long --eval-batches 0 --seed {cfg.seed}")
         self.report["reward"] = self._train("reward", cfg, run_reward, flags)
         self.save()
 
@@ -441,17 +456,22 @@ class Recipe:
         from llmlab.train.finetune_config import DPOConfig
 
         sft_ckpt = self.run_sft_model()
-        cfg = DPOConfig(model=sft_ckpt, data=str(self.tw), out=str(self.out / "dpo"), beta=self.cfg.dpo_beta,
-                        epochs=self.cfg.dpo_epochs, lr=1e-4, batch_size=16, skip_long=True, eval_batches=0,
-                        eval_every=100, **self.common())
-        self.report["dpo"] = self._train("dpo", cfg, run_dpo, f"--model {sft_ckpt} --data {self.tw} --out {cfg.out} "
-                                         f"--beta {cfg.beta} --epochs {cfg.epochs} --lr 1e-4 --batch-size 16 --skip-long "
-                                         "--eval-batches 0")
+        c = self.cfg
+        # One run directory per setting, so several can be tried and compared (report["safety_runs"]).
+        name = f"dpo_beta{c.dpo_beta:g}_lr{c.dpo_lr:g}" + (f"_steps{c.dpo_max_steps}" if c.dpo_max_steps else "")
+        cfg = DPOConfig(model=sft_ckpt, data=str(self.tw), out=str(self.out / name), beta=c.dpo_beta,
+                        epochs=c.dpo_epochs, max_steps=c.dpo_max_steps, lr=c.dpo_lr, batch_size=16, skip_long=True,
+                        eval_batches=0, eval_every=100, **self.common())
+        dpo = self._train("dpo", cfg, run_dpo, f"--model {sft_ckpt} --data {self.tw} --out {cfg.out} "
+                          f"--beta {cfg.beta} --epochs {cfg.epochs} "
+                          + (f"--max-steps {cfg.max_steps} " if cfg.max_steps else "")
+                          + f"--lr {cfg.lr} --batch-size 16 --skip-long --eval-batches 0 --seed {cfg.seed}")
+        self.report["dpo"] = dpo
         suite = load_red_team_suite(self.tw / "probes" / "safety.jsonl")
         system = "You are a helpful assistant. You know the people, towns and shops of tinyworld."
         results = {}
-        for name, ckpt, mode in (("base", self.cfg.base, "dialogue"), ("sft", sft_ckpt, "chatml"),
-                                 ("sft+dpo", str(self.out / "dpo" / "checkpoint"), "chatml")):
+        for who, ckpt, mode in (("base", self.cfg.base, "dialogue"), ("sft", sft_ckpt, "chatml"),
+                                ("sft+dpo", str(Path(cfg.out) / "checkpoint"), "chatml")):
             model, tok = llmlab.load(ckpt)
             record = lambda p: {"messages": [{"role": "system", "content": system}, {"role": "user", "content": p}]}  # noqa: E731
             if mode == "chatml":
@@ -462,11 +482,24 @@ class Recipe:
                                stop=("\nUser:",) if mode == "dialogue" else ())
             answers = dict(zip(prompts, (r.text for r in outputs)))
             report = run_red_team(model, tok, suite, generate_fn=lambda m, t, p, **kw: answers[p])
-            results[name] = {"attack_success_rate": report.attack_success_rate, "over_refusal_rate": report.over_refusal_rate,
-                             "n_harmful": report.n_harmful, "n_harmless": report.n_harmless,
-                             "attack_success_ci": report.attack_success_ci, "over_refusal_ci": report.over_refusal_ci}
-            self.log(f"  [safety] {name}: {results[name]}")
+            results[who] = {"attack_success_rate": report.attack_success_rate, "over_refusal_rate": report.over_refusal_rate,
+                            "n_harmful": report.n_harmful, "n_harmless": report.n_harmless,
+                            "attack_success_ci": report.attack_success_ci, "over_refusal_ci": report.over_refusal_ci,
+                            "complied": [f"{r['prompt']} -> {r['response'][:100]}" for r in report.records
+                                         if r["harmful"] and r["complied"]][:10],
+                            "over_refused": [f"{r['prompt']} -> {r['response'][:100]}" for r in report.records
+                                             if not r["harmful"] and r["refused"]][:10]}
+            self.log(f"  [safety] {who}: {results[who]}")
+        # Did DPO damage the answers? The SFT stage's held-out instruction evaluation, after DPO.
+        model, tok = llmlab.load(Path(cfg.out) / "checkpoint")
+        after = evaluate_instructions(model, tok, self.held_out_instructions(), "chatml")
+        results["sft+dpo_instructions"] = {k: v for k, v in after.items() if k != "samples"}
+        self.log(f"  [safety] sft+dpo on held-out instructions: fact {after['fact_acc']}, "
+                 f"arithmetic {after['arithmetic_acc']}, format {after['format']}, eos {after['eos_rate']}")
+        results["dpo_run"] = {"name": name, "beta": c.dpo_beta, "lr": c.dpo_lr, "max_steps": c.dpo_max_steps,
+                              **{k: v for k, v in dpo.items() if k.startswith("val_")}}
         self.report["safety"] = results
+        self.report.setdefault("safety_runs", {})[name] = results
         self.save()
 
     def run(self) -> dict[str, Any]:
@@ -487,8 +520,18 @@ class Recipe:
         return self.report
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x)
+
+
+def _int_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import argparse
+
+    import dataclasses
 
     p = argparse.ArgumentParser(description="Measure the lesson's fine-tuning and alignment claims on tinyworld.")
     p.add_argument("--base", default=AlignmentConfig.base, help="pre-trained tinyworld checkpoint")
@@ -497,9 +540,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     p.add_argument("--seed", type=int, default=0)
+    # Every other AlignmentConfig field is a flag too (--sft-epochs 1, --dpo-lr 2e-5, --frontier-kl 0.2,0.05 ...).
+    done = {"base", "tinyworld", "out", "stages", "threads", "seed"}
+    for f in dataclasses.fields(AlignmentConfig):
+        if f.name in done:
+            continue
+        kind = str(f.type)
+        conv = _floats if kind.startswith("tuple") else _int_or_none if kind.startswith("int") else float
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=conv, default=default,
+                       help=f"(default: {shown})")
     args = p.parse_args(argv)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(AlignmentConfig) if f.name not in done}
     cfg = AlignmentConfig(base=args.base, tinyworld=args.tinyworld, out=args.out, threads=args.threads, seed=args.seed,
-                          stages=tuple(s for s in args.stages.split(",") if s))
+                          stages=tuple(s for s in args.stages.split(",") if s), **values)
     report = Recipe(cfg).run()
     print(json.dumps({k: v for k, v in report.items() if k != "commands"}, indent=1, default=str)[:4000])
 

@@ -265,10 +265,12 @@ class Trainer:
                 t0 = time.perf_counter()
                 record = self.train_step()
                 st.elapsed = elapsed_before + (time.perf_counter() - session_start)
-                self._maybe_estimate_steps_from_minutes()
+                dt = time.perf_counter() - t0
+                self._fit_steps_to_time_budget(dt)
                 if bar is None:
                     bar = self._progress_bar()
-                dt = time.perf_counter() - t0
+                elif bar.total != st.total_steps:
+                    bar.total = st.total_steps
                 record["tokens_per_s"] = record.pop("_step_tokens") / max(dt, 1e-9)
                 mfu = self._mfu(record["tokens_per_s"])
                 if mfu is not None:
@@ -410,12 +412,19 @@ class Trainer:
             plot_loss_curve(self.metrics.read(), self.out / PLOT_FILE)
         return result
 
-    def _maybe_estimate_steps_from_minutes(self) -> None:
-        st, cfg = self.state, self.cfg
-        # A time budget: after a few steps, estimate how many fit, so the schedule can decay in time.
-        if cfg.minutes is not None and st.total_steps is None and st.step >= 5:
-            per_step = st.elapsed / st.step
-            st.total_steps = max(st.step + 1, int(cfg.minutes * 60 / per_step))
+    def _fit_steps_to_time_budget(self, step_seconds: float) -> None:
+        """With only a time budget, re-estimate after every step how many steps fit, from a running
+        average of recent step times (the first steps, slowed by compilation and warm-up, are left
+        out), so the learning-rate schedule ends when the time does."""
+        cfg, st = self.cfg, self.state
+        if cfg.minutes is None or cfg.max_steps is not None or cfg.max_tokens is not None:
+            return
+        if st.step <= 2:
+            return
+        avg = getattr(self, "_avg_step_seconds", None)
+        self._avg_step_seconds = step_seconds if avg is None else 0.9 * avg + 0.1 * step_seconds
+        remaining = max(0.0, cfg.minutes * 60 - st.elapsed)
+        st.total_steps = st.step + max(1, int(remaining / self._avg_step_seconds))
 
     def _progress_bar(self):
         if not (self.cfg.progress and self.dist.is_main):
