@@ -45,10 +45,23 @@ def test_scaling_predict(capsys):
     assert code == 0 and "GPT-3 Medium" in out and "1.6378" in out
 
 
+def test_scaling_predict_one_resource_is_kaplans_l_of_n_or_d(capsys):
+    from llmlab.eval import scaling as S
+
+    ln = run_json(capsys, "scaling", "predict", "--params", "125M")
+    assert ln["limit"] == "L(N)" and ln["predictions"]["kaplan"] == pytest.approx((8.8e13 / 125e6) ** 0.076)
+    assert ln["predictions"]["epoch"] == pytest.approx(S.EPOCH.E + S.EPOCH.A / 125e6**S.EPOCH.alpha)
+    ld = run_json(capsys, "scaling", "predict", "--tokens", "300B", "--law", "chinchilla")
+    assert ld["limit"] == "L(D)" and ld["predictions"] == {"chinchilla": pytest.approx(1.69 + 410.7 / 300e9**0.28)}
+    assert run_json(capsys, "scaling", "predict", "--tokens", "300B")["predictions"]["kaplan"] == pytest.approx(
+        S.lesson_scaling_law(125e6, 300e9))  # the lesson's min picks L(D) for GPT-3 Small: 1.638
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["scaling", "predict", "--params", "-5", "--tokens", "1B"], "positive"),
     (["scaling", "predict", "--params", "lots", "--tokens", "1B"], "not a number"),
-    (["scaling", "predict", "--params", "1B"], "--flops"),
+    (["scaling", "predict"], "--params"),
+    (["scaling", "predict", "--flops", "1e21"], "--params"),
     (["scaling", "optimal", "--flops", "0"], "positive"),
 ])
 def test_scaling_bad_input_is_one_line(capsys, argv, msg):

@@ -112,6 +112,13 @@ def test_normalisation_variants_cover_inner_punctuation_and_ambiguous_leet():
     assert any("lie" in v for v in normalize_variants("1ie"))  # 1 read as l
 
 
+def test_spaced_word_after_a_one_letter_word(flt):
+    # The article must not be glued onto the spaced word ("a b o m b" is "a bomb", not "abomb").
+    assert " how to make a bomb " in normalize_variants("how to make a b o m b")
+    assert not flt.is_safe("how to make a b o m b") and not flt.is_safe("I want to k i l l myself")
+    assert flt.is_safe("a b c") and normalize("a b c") == " abc "
+
+
 def test_pattern_language():
     rx = compile_pattern("kill {who}", {"who": ["him", "{det} ~1 boss"], "det": ["my", "the"]})
     assert rx.search(" kill him ") and rx.search(" kill my awful boss ") and rx.search(" kiiiilll him ")

@@ -200,3 +200,14 @@ def test_plot_fit_writes_a_png(tmp_path):
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     assert math.isfinite(fit.objective)
+
+
+def test_limit_loss_is_one_resource_laws():
+    assert S.limit_loss(1e9) == S.kaplan_loss_n(1e9) and S.limit_loss(D=1e10) == S.kaplan_loss_d(1e10)
+    assert S.limit_loss(1e9, law="epoch") == pytest.approx(S.EPOCH.loss(1e9, 1e300))  # D -> infinity
+    assert S.limit_loss(D=1e10, law="chinchilla") == pytest.approx(S.CHINCHILLA.loss(1e300, 1e10))
+    for args in [(None, None), (1e9, 1e9)]:
+        with pytest.raises(ConfigError, match="exactly one"):
+            S.limit_loss(*args)
+    with pytest.raises(ConfigError, match="must be a"):
+        S.limit_loss(-1.0)

@@ -169,3 +169,22 @@ def test_cli(fact_model, tmp_path, capsys):
     assert r["tasks"]["tinyworld_facts_mc"]["n"] == 3 and len(samples.read_text().splitlines()) == 4
     code = main(["eval", "tasks", "--model", str(fact_model["ckpt"]), "--file", str(tmp_path / "none.jsonl")])
     assert code == 1 and "task file not found" in capsys.readouterr().err
+
+
+def test_probes_follow_the_checkpoints_training_data(tmp_path, monkeypatch):
+    """A world made with `llmlab data tinyworld --seed 7` and trained on through `data prepare` (or an
+    SFT stage on top) is found from the checkpoint, not silently replaced by World(seed=0)."""
+    from llmlab.eval.tinyworld_probes import find_tinyworld_dir
+
+    monkeypatch.chdir(tmp_path)  # recorded paths are relative to where training ran
+    (tmp_path / "tw").mkdir()
+    (tmp_path / "tw" / "manifest.json").write_text(json.dumps({"generator": "tinyworld", "seed": 7}))
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "manifest.json").write_text(json.dumps({"sources": ["tw/pretrain/train.jsonl"]}))
+    for run, cfg in (("base", {"data": "shards"}), ("sft", {"data": "chats.jsonl", "init_from": "base/checkpoint"}),
+                     ("other", {"data": "chats.jsonl"})):
+        (tmp_path / run / "checkpoint").mkdir(parents=True)
+        (tmp_path / run / "train_config.json").write_text(json.dumps(cfg))
+    assert find_tinyworld_dir("base/checkpoint") == find_tinyworld_dir("sft/checkpoint") == find_tinyworld_dir("base")
+    assert find_tinyworld_dir("base/checkpoint").resolve() == (tmp_path / "tw").resolve()
+    assert find_tinyworld_dir("other/checkpoint") is None

@@ -50,6 +50,24 @@ def command() -> None:
     """
 
 
+def _one_limit(n: float | None, d: float | None, laws: tuple[str, ...]) -> dict[str, Any]:
+    """Kaplan's L(N) or L(D) (and Chinchilla's matching term): the other resource unlimited."""
+    from llmlab.eval import scaling as S
+
+    preds = {law: S.limit_loss(n, d, law) for law in laws}
+    return {"params": n, "tokens": d, "limit": "L(N)" if d is None else "L(D)", "predictions": preds,
+            "loss": preds[laws[0]]}
+
+
+def _show_one_limit(r: dict[str, Any]) -> None:
+    what = (f"L(N): N={human(r['params'])} params, unlimited data" if r["limit"] == "L(N)"
+            else f"L(D): D={human(r['tokens'])} tokens, unlimited model size")
+    print_table([[law, loss] for law, loss in r["predictions"].items()], ["law", "loss (nats/token)"], title=what)
+    # Kaplan's separate fits have their own constants, so L(N) need not lie below the joint law's L(N, D).
+    click.echo("the other resource unlimited (kaplan: the separate fits of eqs. 1.1/1.2, the lesson's constants); "
+               "give both --params and --tokens for the joint prediction", err=True)
+
+
 @command.command("predict")
 @click.option("--params", "n", type=COUNT, help="Model parameters N (e.g. 125M, 70B).")
 @click.option("--tokens", "d", type=COUNT, help="Training tokens D (e.g. 300B, 1.4T).")
@@ -64,7 +82,11 @@ def command() -> None:
 @json_option
 def predict(n: float | None, d: float | None, c: float | None, laws: tuple[str, ...], lesson_models: bool,
             as_json: bool) -> None:
-    """Predicted loss for N parameters trained on D tokens."""
+    """Predicted loss for N parameters trained on D tokens.
+
+    With only --params: Kaplan's L(N) (eq. 1.1, unlimited data); with only --tokens: L(D)
+    (eq. 1.2, unlimited model); Chinchilla laws drop their other term likewise.
+    """
     import warnings
 
     from llmlab.errors import ConfigError
@@ -87,8 +109,12 @@ def predict(n: float | None, d: float | None, c: float | None, laws: tuple[str, 
 
         emit(result, as_json, show)
         return
-    if (n is None or d is None) and (c is None or (n is None and d is None)):
-        raise ConfigError("give --params and --tokens (or one of them with --flops), or --lesson-models")
+    if n is None and d is None:
+        raise ConfigError("give --params and/or --tokens (one of them with --flops fixes the other), "
+                          "or --lesson-models")
+    if c is None and (n is None or d is None):
+        emit(_one_limit(n, d, laws), as_json, _show_one_limit)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         first = S.compute_scaling_law(n, d, c, law=laws[0])

@@ -188,7 +188,7 @@ def verdict_rows(report: Any) -> list[list[Any]]:
               help="auto: question templates as a 'User: ... Assistant:' turn, others as they are; none: every "
                    "template as it is; chat: every template through the tokenizer's chat template.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="The tinyworld dataset folder (default: found next to the checkpoint, else rebuilt in memory).")
+              help="The tinyworld dataset folder (default: found next to the checkpoint or from its train_config.json, else rebuilt in memory).")
 @click.option("--world-seed", type=int, default=0, show_default=True, help="Seed of the tinyworld to rebuild.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and resampling seed.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,

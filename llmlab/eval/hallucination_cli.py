@@ -36,7 +36,7 @@ ROW_COLUMNS = ["probe set (positive first)", "detector", "n", "precision", "reca
 @click.command("hallucination")
 @model_option
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="The tinyworld dataset folder (kb.jsonl, probes/); default: found next to the checkpoint, "
+              help="The tinyworld dataset folder (kb.jsonl, probes/); default: found next to the checkpoint or from its train_config.json, "
                    "else rebuilt in memory from --world-seed.")
 @click.option("--world-seed", type=int, default=0, show_default=True,
               help="Seed of the tinyworld to rebuild when no --data folder is found.")

@@ -15,7 +15,7 @@ from llmlab.eval._cli import device_option, threads_option
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default="report.html", show_default=True,
               help="The HTML file to write (self-contained: tables and plots embedded).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="The tinyworld dataset folder the model was trained on (default: found next to the checkpoint, "
+              help="The tinyworld dataset folder the model was trained on (default: found next to the checkpoint or from its train_config.json, "
                    "else the probes are rebuilt in memory with seed 0).")
 @click.option("--sections", default=",".join(("perplexity", "tasks", "hallucination", "bias", "safety", "scaling")),
               show_default=True, metavar="A,B,...", help="Which sections to run, comma-separated.")

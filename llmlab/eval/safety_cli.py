@@ -176,7 +176,7 @@ def _show_red_team(r: dict[str, Any], title: str) -> None:
 @click.option("--temperature", type=float, default=0.0, show_default=True,
               help="With --model: sampling temperature (0 = greedy, repeatable).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="With --model: the tinyworld dataset folder (default: found next to the checkpoint, else rebuilt "
+              help="With --model: the tinyworld dataset folder (default: found next to the checkpoint or from its train_config.json, else rebuilt "
                    "in memory with seed 0).")
 @click.option("--records", "records_path", type=click.Path(dir_okay=False), default=None,
               help="With --model: write every prompt, response and verdict as JSON lines.")

@@ -191,6 +191,20 @@ def predict_loss(N: float, D: float, law: str = "kaplan") -> float:
     return get_law(law).loss(N, D)
 
 
+def limit_loss(N: Any = None, D: Any = None, law: str = "kaplan") -> Any:
+    """Loss when only one resource limits: L(N) for N parameters with unlimited data, or L(D)
+    for D tokens with an unlimited model. Kaplan: its own separate fits (eqs. 1.1, 1.2);
+    Chinchilla sets: E + A/N^alpha or E + B/D^beta (the other term goes to zero)."""
+    if (N is None) == (D is None):
+        raise ConfigError("give exactly one of N and D (use predict_loss for both)")
+    if law == "kaplan":
+        return kaplan_loss_n(N) if D is None else kaplan_loss_d(D)
+    fit = get_law(law)
+    if D is None:
+        return _scalar_or_array(fit.E + fit.A / _positive_array(N, "N") ** fit.alpha)
+    return _scalar_or_array(fit.E + fit.B / _positive_array(D, "D") ** fit.beta)
+
+
 def compute_optimal(C: float, law: str | ChinchillaLaw = "epoch") -> dict[str, float]:
     """Compute-optimal N and D for a FLOP budget C = 6ND, and the loss there."""
     fit = get_law(law)

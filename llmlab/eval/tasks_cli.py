@@ -43,7 +43,7 @@ TABLE_COLUMNS = ["task", "metric", "n", "shots", "value", "95% CI", "chance"]
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N documents of each task.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="The tinyworld dataset folder the model was trained on (default: found next to the "
-                   "checkpoint, else rebuilt in memory from --world-seed).")
+                   "checkpoint or from its train_config.json, else rebuilt in memory from --world-seed).")
 @click.option("--world-seed", type=int, default=0, show_default=True,
               help="Seed of the tinyworld to rebuild when no --data folder is found.")
 @click.option("--seed", type=int, default=1234, show_default=True, help="Seed for drawing few-shot examples.")

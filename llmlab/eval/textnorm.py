@@ -11,7 +11,8 @@ against every variant, so an obfuscation only has to be undone in one of them:
 - Leetspeak: 0→o 1→i 3→e 4→a 5→s 7→t 8→b 9→g @→a $→s !→i |→l +→t, applied only inside words
   that also contain letters (so "2024" and "$100" stay numbers); a second variant reads 1 as l.
 - Inserted separators: letters spaced or dotted apart ("k i l l", "k.i.l.l", "k-i-l-l") are
-  rejoined; another variant deletes punctuation between letters ("ki.ll", "bo_mb").
+  rejoined; another variant deletes punctuation between letters ("ki.ll", "bo_mb"), and another
+  keeps a one-letter word before spaced letters apart ("a b o m b" -> "a bomb").
 - Apostrophes are deleted ("don't" → "dont"), other punctuation becomes a space.
 Repeated letters ("kiiiill") are handled by the pattern compiler (each letter may repeat).
 """
@@ -40,6 +41,7 @@ _L = f"a-z{_LEET_CHARS}"
 _SPACED_LETTERS = re.compile(rf"(?<![{_L}])[{_L}](?P<sep>[ .\-_*·•~/\\])[{_L}](?:(?P=sep)[{_L}])+(?![{_L}])")
 _INNER_PUNCT = re.compile(r"(?<=[a-z])[.\-_*·•~/\\]+(?=[a-z])")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+ONE_LETTER_WORDS = "ai"
 
 
 def fold_unicode(text: str) -> str:
@@ -66,6 +68,14 @@ def _join_spaced(m: re.Match[str]) -> str:
     return m.group(0).replace(m.group("sep"), "")
 
 
+def _join_spaced_after_word(m: re.Match[str]) -> str:
+    # "make a b o m b": the run swallows the article; keep a leading one-letter word ("a", "i") apart.
+    run, sep = m.group(0), m.group("sep")
+    if sep == " " and run[0] in ONE_LETTER_WORDS and len(run) >= 7:  # the word itself still has 3+ letters
+        return run[:2] + run[2:].replace(sep, "")
+    return _join_spaced(m)
+
+
 def _finish(text: str) -> str:
     text = _NON_WORD.sub(" ", text).strip()
     return f" {text} "
@@ -80,12 +90,16 @@ def normalize_variants(text: str) -> list[str]:
         tables.append({**LEET, **LEET_ALT})
     # Rejoin letters set apart by single separators ("k i l l", "7.a.k.e") before de-leeting,
     # so a leet character inside a spaced word is still seen as part of the word.
-    joined = _SPACED_LETTERS.sub(_join_spaced, base)
+    joined = [_SPACED_LETTERS.sub(_join_spaced, base)]
+    kept = _SPACED_LETTERS.sub(_join_spaced_after_word, base)
+    if kept != joined[0]:
+        joined.append(kept)
     for table in tables:
-        t = _deleet(joined, table)
-        for v in (_finish(t), _finish(_INNER_PUNCT.sub("", t))):
-            if v not in variants:
-                variants.append(v)
+        for rejoined in joined:
+            t = _deleet(rejoined, table)
+            for v in (_finish(t), _finish(_INNER_PUNCT.sub("", t))):
+                if v not in variants:
+                    variants.append(v)
     return variants
 
 

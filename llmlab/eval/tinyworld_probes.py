@@ -39,9 +39,43 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def _is_tinyworld(path: Path) -> bool:
+    try:
+        return json.loads((path / "manifest.json").read_text(encoding="utf-8")).get("generator") == "tinyworld"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _trained_on(model_dir: Path, hops: int = 4) -> list[Path]:
+    """Paths a checkpoint's training data came from, following its train_config.json (`data`, a
+    prepared dataset's `sources`) and `init_from` back through earlier stages (SFT on pretrain...)."""
+    out: list[Path] = []
+    for _ in range(hops):
+        cfg = next((_json(d / "train_config.json") for d in (model_dir, model_dir.parent)
+                    if (d / "train_config.json").is_file()), {})
+        data = cfg.get("data")
+        if isinstance(data, str) and data:
+            out.append(Path(data))
+            sources = _json(Path(data) / "manifest.json").get("sources")
+            out += [Path(s) for s in sources if isinstance(s, str)] if isinstance(sources, list) else []
+        if not isinstance(cfg.get("init_from"), str):
+            break
+        model_dir = Path(cfg["init_from"])
+    return out
+
+
 def find_tinyworld_dir(model_dir: str | Path | None) -> Path | None:
-    """The tinyworld dataset a checkpoint was trained on, if it sits where the quickstart puts it
-    (a `tinyworld/` folder beside one of the checkpoint's parent folders)."""
+    """The tinyworld dataset a checkpoint was trained on: a `tinyworld/` folder beside one of the
+    checkpoint's parent folders (the quickstart's layout), else the tinyworld folder its recorded
+    training data (train_config.json, relative paths from the current directory) lies in."""
     if model_dir is None:
         return None
     p = Path(model_dir).resolve()
@@ -49,6 +83,11 @@ def find_tinyworld_dir(model_dir: str | Path | None) -> Path | None:
         candidate = parent / "tinyworld"
         if (candidate / "manifest.json").is_file():
             return candidate
+    # A world generated with another seed or bias must not be silently replaced by World(seed=0).
+    for data in _trained_on(p):
+        for candidate in [data, *list(data.parents)[:3]]:
+            if _is_tinyworld(candidate):
+                return candidate
     return None
 
 
