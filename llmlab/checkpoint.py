@@ -184,6 +184,44 @@ def read_safetensors(file: Path) -> dict[str, Any]:
         raise CheckpointError(f"{file} is corrupt or truncated ({reason})") from None
 
 
+def check_weights_header(path: str | Path, config: ModelConfig) -> str | None:
+    """Check the names, shapes and dtypes in a checkpoint's model.safetensors against `config` from
+    the file's header alone, and return the stored dtype ("F32", ...; None for an empty file).
+
+    No tensor data is read and the model is built on the meta device (no memory; seconds even for
+    175B): `llmlab info` uses it so it never reports counts that the weights contradict."""
+    import torch
+    from safetensors import safe_open
+
+    from llmlab.model import TransformerLM
+
+    file = Path(path) / WEIGHTS_FILE
+    if not file.is_file():
+        raise CheckpointError(f"weights file missing: {file}")
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            names = list(f.keys())  # a safe_open handle, not a dict: it cannot be iterated
+            header = {name: (f.get_slice(name).get_shape(), f.get_slice(name).get_dtype()) for name in names}
+    except Exception as exc:  # SafetensorError, OSError, ... : all mean "unreadable"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{file} is corrupt or truncated ({reason})") from None
+    # Meta tensors carry shape and dtype without memory, which is all check_state_dict looks at.
+    found = {name: torch.empty(shape, dtype=_torch_dtype(dt), device="meta") for name, (shape, dt) in header.items()}
+    with torch.device("meta"):
+        expected = weights_for_saving(TransformerLM(config))
+    check_state_dict(expected, found, file)
+    return next(iter(header.values()))[1] if header else None
+
+
+def _torch_dtype(name: str):
+    """torch dtype of a safetensors dtype name; unknown names map to uint8 (reported as non-float)."""
+    import torch
+
+    known = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+             "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "BOOL": torch.bool}
+    return known.get(name, torch.uint8)
+
+
 def check_state_dict(expected: dict[str, Any], found: dict[str, Any], source: Path) -> None:
     """Raise a one-line CheckpointError naming the first mismatch between model and file."""
     missing = [k for k in expected if k not in found]

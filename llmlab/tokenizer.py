@@ -117,6 +117,8 @@ class Tokenizer:
             for p in paths:
                 if not Path(p).is_file():
                     raise DataError(f"tokenizer training file not found: {p}")
+            if not any(Path(p).stat().st_size for p in paths):  # as for an empty iterator: no merges to learn
+                raise DataError("cannot train a tokenizer on an empty corpus")
             backend.train(paths, trainer)
         else:
             seen = _CountingIterator(texts)

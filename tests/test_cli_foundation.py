@@ -128,3 +128,40 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: ") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _leaf_commands(command, path=("llmlab",)):
+    import click
+
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=path[-1])
+        for name in command.list_commands(ctx):
+            yield from _leaf_commands(command.get_command(ctx, name), (*path, name))
+    else:
+        yield " ".join(path), command
+
+
+def test_every_option_of_every_command_has_help():
+    from llmlab.cli.main import cli
+
+    undocumented = [
+        f"{name} --{p.name.replace('_', '-')}"
+        for name, command in _leaf_commands(cli)
+        for p in command.params
+        if getattr(p, "help", "x") == "" or (p.param_type_name == "option" and not p.help)
+    ]
+    assert not undocumented, undocumented
+
+
+def test_info_checks_the_weights_against_the_config(capsys, hf_gpt2, tmp_path):
+    # info reads only the header, but must not print counts that the weights contradict.
+    ckpt = tmp_path / "ckpt"
+    assert run(capsys, "import-hf", hf_gpt2, "--out", ckpt)[0] == 0
+    config = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**config, "d_model": 64}))
+    assert_one_line_error(*run(capsys, "info", ckpt)[::2], "has shape", "config implies")
+    (ckpt / "config.json").write_text(json.dumps(config))
+    assert run(capsys, "info", ckpt)[0] == 0
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert_one_line_error(*run(capsys, "info", ckpt)[::2], "corrupt or truncated")

@@ -248,6 +248,19 @@ def test_word_problem_answers_are_correct(ds):
     assert seen["pretrain"] > 10 and seen["sft"] > 10
 
 
+def test_word_problems_say_one_thing_in_the_singular(world):
+    # A result of 1 is common (the last share, the last coin): "= 1 apples" would teach bad grammar.
+    rng = random.Random(11)
+    ones = 0
+    for _ in range(3000):
+        for line in world.word_problems(1, rng)[0]["solution"].splitlines():
+            m = re.search(r"= 1 ([a-z]+(?: [a-z]+)?)", line)
+            if m:
+                ones += 1
+                assert not m.group(1).split(" each")[0].endswith("s"), line
+    assert ones > 20
+
+
 def test_sft_records_have_both_formats_and_answers(ds, world):
     records = _read(ds / "sft" / "train.jsonl")
     tasks = Counter(r["task"] for r in records)

@@ -140,6 +140,20 @@ def test_saved_tokenizer_reloads_identically(saved, small_tokenizer):
     assert (again.eos_token, again.pad_token) == (EOS_TOKEN, PAD_TOKEN)
 
 
+def test_training_from_files_equals_training_from_texts(tmp_path):
+    lines = ["Once upon a time, Mia had a dog named Rex.", "Tom lives in Pinebrook and bakes bread."] * 20
+    (tmp_path / "a.txt").write_text("\n".join(lines[:20]) + "\n")
+    (tmp_path / "b.txt").write_text("\n".join(lines[20:]) + "\n")
+    from_files = Tokenizer.train(files=[tmp_path / "a.txt", tmp_path / "b.txt"], vocab_size=300, show_progress=False)
+    from_texts = Tokenizer.train(lines, vocab_size=300, show_progress=False)
+    assert from_files.fingerprint() == from_texts.fingerprint()
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(DataError, match="empty corpus"):
+        Tokenizer.train(files=[tmp_path / "empty.txt"], vocab_size=300, show_progress=False)
+    with pytest.raises(DataError, match="not found"):
+        Tokenizer.train(files=[tmp_path / "missing.txt"], vocab_size=300, show_progress=False)
+
+
 def test_tokenizer_bad_input(tmp_path, small_tokenizer):
     with pytest.raises(DataError, match="no tokenizer found"):
         Tokenizer.from_pretrained(tmp_path)

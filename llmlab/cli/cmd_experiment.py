@@ -17,7 +17,8 @@ def command() -> None:
 
 @command.command("prompting")
 @model_option
-@click.option("--task", type=click.Choice(["classification", "arithmetic", "all"]), default="all", show_default=True)
+@click.option("--task", type=click.Choice(["classification", "arithmetic", "all"]), default="all", show_default=True,
+              help="Which exercise: few-shot review classification, chain-of-thought arithmetic, or both.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="A tinyworld folder (or its probes/ folder): probes/classification/{train,test}.jsonl, "
                    "probes/arithmetic/*.jsonl.")

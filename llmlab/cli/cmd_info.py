@@ -44,7 +44,7 @@ def resolve(target: str) -> tuple[str, Any, dict[str, Any]]:
     path = Path(target)
     if path.exists():
         cfg = load_config(path)
-        return "checkpoint", cfg, _checkpoint_facts(path)
+        return "checkpoint", cfg, _checkpoint_facts(path, cfg)
     if target in PRESETS:
         extra = {"paper_parameters": GPT3_PAPER_PARAMS[target]} if target in GPT3_PAPER_PARAMS else {}
         return "preset", preset(target), extra
@@ -53,23 +53,16 @@ def resolve(target: str) -> tuple[str, Any, dict[str, Any]]:
     )
 
 
-def _checkpoint_facts(path: Path) -> dict[str, Any]:
-    """What the files say beyond config.json: stored dtype and size, tokenizer vocabulary."""
-    from llmlab.checkpoint import WEIGHTS_FILE
-    from llmlab.errors import CheckpointError
+def _checkpoint_facts(path: Path, cfg) -> dict[str, Any]:
+    """What the files say beyond config.json: stored dtype and size, tokenizer vocabulary. The
+    weights' header is checked against the config, so the counts shown are the weights' own."""
+    from llmlab.checkpoint import WEIGHTS_FILE, check_weights_header
 
     facts: dict[str, Any] = {"dtype": None, "weights_bytes": None, "tokenizer_vocab_size": None}
     weights = path / WEIGHTS_FILE
     if weights.is_file():
-        from safetensors import safe_open
-
         facts["weights_bytes"] = weights.stat().st_size
-        try:
-            with safe_open(str(weights), framework="pt") as f:
-                names = list(f.keys())
-                facts["dtype"] = f.get_slice(names[0]).get_dtype() if names else None
-        except Exception as exc:  # header unreadable: info still shows the config, but says so
-            raise CheckpointError(f"{weights} is corrupt or truncated ({str(exc).splitlines()[0]})") from None
+        facts["dtype"] = check_weights_header(path, cfg)
     if (path / "tokenizer.json").is_file():
         from llmlab.tokenizer import Tokenizer
 

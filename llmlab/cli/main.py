@@ -13,8 +13,9 @@ import pkgutil
 import sys
 
 # OpenMP threads that spin while waiting make PyTorch up to 30x slower on a machine where another
-# process keeps a core busy (measured here: 468 vs 7,490 tokens/s); sleeping instead costs little
-# on an idle machine. Must be set before torch is first imported; an explicit setting wins.
+# process keeps a core busy (measured here: 468 vs 7,490 tokens/s); sleeping instead costs within
+# noise to ~8% on an idle machine (bench/model_throughput.py: 2,400-2,620 tokens/s either way).
+# Must be set before torch is first imported; an explicit setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click  # noqa: E402

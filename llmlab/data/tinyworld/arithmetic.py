@@ -20,6 +20,7 @@ CONTAINERS = ["bags", "boxes", "jars", "baskets", "tins", "bowls"]
 FIND_PLACES = ["in the garden", "under the bench", "at the park", "in a drawer", "by the river", "on the way home"]
 SPENDING = ["a present for {friend}", "a ticket for the fair", "a kite", "lunch with {friend}", "a new scarf",
             "a ride on the carousel", "seeds for the garden", "a book about boats"]
+SINGULAR = {"cherries": "cherry"}  # every other plural here just drops its "s"
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "×": lambda a, b: a * b, "÷": lambda a, b: a // b}
 
 
@@ -60,6 +61,13 @@ def _eq(a: int, op: str, b: int) -> tuple[int, str]:
     return c, f"{a} {op} {b} = {c}"
 
 
+def _unit(n: int, plural: str) -> str:
+    """The noun for n things: "1 apple", not "1 apples" (the data teaches grammar too)."""
+    if n != 1:
+        return plural
+    return SINGULAR.get(plural, plural[:-1])
+
+
 def _things(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
     p, f, pr = _people(world, rng)
     thing = rng.choice(THINGS)
@@ -98,7 +106,7 @@ def _things(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
                 options.append(("eat", f"{p.first} eats {b} of them.", f"{p.first} eats {b}"))
             event, why = _fresh(rng, options, used)
         story.append(event)
-        lines.append(f"{why}: {eq} {thing}.")
+        lines.append(f"{why}: {eq} {_unit(x, thing)}.")
     if divide:
         k = rng.choice([d for d in range(2, 7) if x % d == 0] or [0])
         if k == 0 or x // k == 0:
@@ -106,7 +114,7 @@ def _things(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
         x, eq = _eq(x, "÷", k)
         story.append(f"{p.first} shares all the {thing} equally among {k} friends.")
         question = f"How many {thing} does each friend get?"
-        lines.append(f"Shared among {k} friends: {eq} {thing} each.")
+        lines.append(f"Shared among {k} friends: {eq} {_unit(x, thing)} each.")
     else:
         question = f"How many {thing} does {p.first} have now?"
     return _record(story, question, lines, x, steps, [p, f])
@@ -129,7 +137,7 @@ def _coins(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
             cost, eq1 = _eq(k, "×", n)
             x, eq2 = _eq(x, "-", cost)
             story.append(f"At the {shop.name}, {p.first} buys {k} {item}, and each one costs {n} coins.")
-            lines += [f"The {item} cost {eq1} coins.", f"After paying: {eq2} coins."]
+            lines += [f"The {item} cost {eq1} coins.", f"After paying: {eq2} {_unit(x, 'coins')}."]
             left -= 2
         elif rng.random() < 0.5:
             b = rng.randint(2, 20)
@@ -142,7 +150,7 @@ def _coins(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
                 ("sofa", f"{p.first} finds {b} coins under the sofa.", f"{p.first} finds {b}"),
             ], used)
             story.append(event)
-            lines.append(f"{why}: {eq} coins.")
+            lines.append(f"{why}: {eq} {_unit(x, 'coins')}.")
             left -= 1
         else:
             b = rng.randint(2, max(2, x - 1))
@@ -150,7 +158,7 @@ def _coins(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
             event, why = _fresh(rng, [(s, f"{p.first} spends {b} coins on {s.format(friend=f.first)}.",
                                        f"{p.first} spends {b}") for s in SPENDING], used)
             story.append(event)
-            lines.append(f"{why}: {eq} coins.")
+            lines.append(f"{why}: {eq} {_unit(x, 'coins')}.")
             left -= 1
     if divide:
         k = rng.choice([d for d in range(2, 6) if x % d == 0] or [0])
@@ -159,7 +167,7 @@ def _coins(world: World, rng: random.Random, steps: int) -> dict[str, Any]:
         x, eq = _eq(x, "÷", k)
         story.append(f"{p.first} puts the coins that are left into {k} jars, the same number in each.")
         question = "How many coins go into each jar?"
-        lines.append(f"Split into {k} jars: {eq} coins each.")
+        lines.append(f"Split into {k} jars: {eq} {_unit(x, 'coins')} each.")
     else:
         question = f"How many coins does {p.first} have left?"
     return _record(story, question, lines, x, steps, [p, f])

@@ -33,7 +33,7 @@ from llmlab.data.tinyworld.tokens import TOKEN_PATTERN, count_tokens, parse_toke
 from llmlab.data.tinyworld.world import World
 from llmlab.errors import ConfigError, DataError
 
-VERSION = "1.0.0"  # bump when the same seed would give different text
+VERSION = "1.0.1"  # bump when the same seed would give different text
 DEFAULT_TOKENS = 2_000_000
 DEFAULT_VAL_FRACTION = 0.05
 CHUNK_DOCS = 200  # documents per chunk: fixed, so the output never depends on the worker count
