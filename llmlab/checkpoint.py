@@ -150,7 +150,9 @@ def load_config(path: str | Path) -> ModelConfig:
         raise CheckpointError(f"{path} is a file; a checkpoint is a directory holding {CONFIG_FILE} and {WEIGHTS_FILE}")
     config_file = path / CONFIG_FILE
     if not config_file.is_file():
-        raise CheckpointError(f"{path} is not an llmlab checkpoint: it has no {CONFIG_FILE}")
+        inner = path / "checkpoint"  # a run directory: training commands write their checkpoint here
+        hint = f" (it is a run directory: use {inner})" if (inner / CONFIG_FILE).is_file() else ""
+        raise CheckpointError(f"{path} is not an llmlab checkpoint: it has no {CONFIG_FILE}{hint}")
     try:
         data = json.loads(config_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

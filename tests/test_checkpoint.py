@@ -119,6 +119,8 @@ def test_not_a_checkpoint(tmp_path, ckpt):
         with pytest.raises(CheckpointError, match=message) as info:
             llmlab.load(path)
         one_line(info)
+    with pytest.raises(CheckpointError, match=r"it is a run directory: use .*checkpoint\)"):
+        llmlab.load(_as_run_dir(tmp_path, ckpt))
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text(json.dumps({"lr": 0.1}))
     with pytest.raises(CheckpointError, match="not an llmlab config"):
@@ -126,6 +128,15 @@ def test_not_a_checkpoint(tmp_path, ckpt):
     (tmp_path / "other" / "config.json").write_text("{broken")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_config(tmp_path / "other")
+
+
+def _as_run_dir(tmp_path, ckpt):
+    """A run directory (what training commands write) holding a copy of `ckpt` as checkpoint/."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(ckpt, run / "checkpoint")
+    return run
 
 
 def test_hugging_face_folder_passed_to_load(tmp_path):
