@@ -297,6 +297,12 @@ def resolve_device(device: str | Any = "auto"):
             return torch.device("mps")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"unknown device {device!r}: {exc}") from None
+    # Checked here, once, so the user reads this instead of an AssertionError from deep inside torch.
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r}: no CUDA GPU is available to PyTorch here; use cpu or auto")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ConfigError(f"device {device!r}: Apple MPS is not available here; use cpu or auto")
+    return resolved

@@ -164,3 +164,17 @@ def test_interrupted_save_is_pointed_out(tmp_path, ckpt):
     shutil.move(str(ckpt), str(tmp_path / ".ckpt.old-123"))
     with pytest.raises(CheckpointError, match="interrupted"):
         llmlab.load(ckpt)
+
+
+def test_unavailable_or_unknown_device_is_a_clear_error():
+    import torch
+
+    from llmlab.checkpoint import resolve_device
+    from llmlab.errors import ConfigError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="unknown device 'gpu0'"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA GPU is available"):
+            resolve_device("cuda:0")

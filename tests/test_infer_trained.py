@@ -232,6 +232,22 @@ def test_generate_cli_json(checkpoint, tmp_path):
     assert isinstance(bad.exception, ConfigError) and "invalid generation parameter: top_p" in str(bad.exception)
 
 
+def test_generate_cli_truncation_warning_is_one_line(checkpoint):
+    """In a real process (pytest would capture the warning): the user sees the message, not file:line."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmlab.cli.main", "generate", "--model", str(checkpoint), "--prompt", "Text: The " * 60,
+         "--max-new-tokens", "2", "--truncation", "left", "--temperature", "0", "--json"],
+        check=False, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["prompt_truncated"] > 0
+    assert proc.stderr.startswith("warning: prompt of") and len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
 def test_chat_cli_reads_stdin(checkpoint, tmp_path):
     transcript = tmp_path / "chat.json"
     out = run_cli("chat", "--model", str(checkpoint), "--temperature", "0", "--max-new-tokens", "8",

@@ -78,6 +78,16 @@ def test_prepare_writes_shards_that_decode_back(shards, small_tokenizer):
     assert val.tokens > 0 and train.tokens > 10 * val.tokens // 2
 
 
+def test_token_dtype_is_uint16_while_the_vocabulary_fits_else_uint32(tmp_path):
+    from llmlab.data.shards import ShardWriter, token_dtype
+
+    assert token_dtype(65_536) == np.uint16 and token_dtype(65_537) == np.uint32
+    writer = ShardWriter(tmp_path, "train", token_dtype(100_000))
+    writer.add_document([99_999, 70_000, 0], n_bytes=3)
+    info = writer.close()
+    assert np.fromfile(tmp_path / info["shards"][0]["file"], dtype=np.uint32).tolist() == [99_999, 70_000, 0]
+
+
 def test_windows_stay_inside_shards_and_cover_the_split(tmp_path, small_tokenizer):
     corpus = synthetic_corpus(tmp_path / "c.jsonl", n_docs=300)
     prepare([str(corpus)], tmp_path / "d", small_tokenizer, shard_tokens=1000, progress=False)
@@ -339,10 +349,11 @@ def test_two_process_torchrun_matches_one_process(shards, tmp_path):
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "llmlab.cli.main", "pretrain", *common, "--batch-size", "2", "--out", str(tmp_path / "two")],
+         "-m", "llmlab.cli.main", "pretrain", *common, "--batch-size", "2", "--out", str(tmp_path / "two"), "--json"],
         capture_output=True, text=True, env=env,
     )
     assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert len(ddp.stdout.strip().splitlines()) == 1 and "val_loss" in json.loads(ddp.stdout)  # rank 0 only
     one, two = step_losses(tmp_path / "one"), step_losses(tmp_path / "two")
     assert len(one) == len(two) == 6
     for (s1, l1), (s2, l2) in zip(one, two):
@@ -399,3 +410,72 @@ def test_pretrain_from_a_yaml_config_saves_the_resolved_settings(shards, tmp_pat
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["lr"] == 2e-3 and saved["batch_size"] == 2 and saved["out"] == str(out)  # the flag wins
     assert [r["lr"] for r in read_metrics(out) if "lr" in r][0] < 2e-3  # warmup starts below the peak
+
+
+def test_saved_hf_dataset_folders_are_read_not_listed(tmp_path, monkeypatch):
+    """A `save_to_disk` folder is one source: a Dataset (state.json, ...) or a DatasetDict
+    (dataset_dict.json + one folder per split), whose metadata .json files are not JSONL text."""
+    import types
+
+    from llmlab.data.sources import iter_documents, resolve_sources
+
+    class FakeDataset:
+        column_names = ("text",)
+
+        def __init__(self, rows):
+            self.rows = rows
+
+        def __getitem__(self, name):
+            return self.rows
+
+    class FakeDatasetDict(dict):
+        pass
+
+    saved = {"plain": FakeDataset(["One.", "Two."]),
+             "dict": FakeDatasetDict(test=FakeDataset(["Held out."]), train=FakeDataset(["Train doc."]))}
+    fake = types.SimpleNamespace(DatasetDict=FakeDatasetDict, load_from_disk=lambda path: saved[Path(path).name])
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "plain" / "state.json").write_text('{\n  "_data_files": []\n}\n')
+    for split in ("train", "test"):
+        (tmp_path / "dict" / split).mkdir(parents=True)
+        (tmp_path / "dict" / split / "dataset_info.json").write_text('{\n  "citation": ""\n}\n')
+    (tmp_path / "dict" / "dataset_dict.json").write_text('{"splits": ["train", "test"]}')
+    sources = resolve_sources([str(tmp_path / "plain"), str(tmp_path / "dict")])
+    assert [s.kind for s in sources] == ["hf_disk", "hf_disk"]
+    assert list(iter_documents(sources)) == ["One.", "Two.", "Train doc."]
+
+
+def test_init_from_a_checkpoint_with_another_tokenizer_is_refused(shards, tmp_path, capsys, small_tokenizer):
+    from llmlab.checkpoint import save_checkpoint
+    from llmlab.cli.main import main
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+    from llmlab.tokenizer import Tokenizer
+
+    data = shards[0]
+    model = TransformerLM(preset("tiny", vocab_size=PreparedData(data).vocab_size, **SMALL_MODEL))
+    same = save_checkpoint(tmp_path / "same", model, small_tokenizer)
+    # Same size, other tokens: two entries of the vocabulary trade ids.
+    spec = json.loads((same / "tokenizer.json").read_text())
+    vocab = spec["model"]["vocab"]
+    a, b = [t for t, i in vocab.items() if i in (300, 301)]
+    vocab[a], vocab[b] = vocab[b], vocab[a]
+    (tmp_path / "other_tok").mkdir()
+    (tmp_path / "other_tok" / "tokenizer.json").write_text(json.dumps(spec))
+    other_tok = Tokenizer.from_pretrained(tmp_path / "other_tok")
+    assert other_tok.vocab_size == small_tokenizer.vocab_size
+    other = save_checkpoint(tmp_path / "other", model, other_tok)
+    args = ["pretrain", "--seq-len", "32", "--batch-size", "2", "--max-steps", "1", "--samples", "0", "--no-progress",
+            "--threads", "1"]
+    assert main(args + ["--data", str(data), "--init-from", str(other), "--out", str(tmp_path / "r1")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the data was tokenised with a different tokenizer") and len(err.splitlines()) == 1
+    assert main(args + ["--data", str(data), "--init-from", str(same), "--out", str(tmp_path / "r2")]) == 0
+    # Resuming that run on data made with the other tokenizer is refused the same way.
+    corpus = synthetic_corpus(tmp_path / "c.jsonl", n_docs=100)
+    prepare([str(corpus)], tmp_path / "other_data", other_tok, val_fraction=0.1, progress=False)
+    capsys.readouterr()
+    assert main(args + ["--data", str(tmp_path / "other_data"), "--out", str(tmp_path / "r2"), "--resume",
+                        "--max-steps", "2"]) == 1
+    assert "different tokenizer" in capsys.readouterr().err

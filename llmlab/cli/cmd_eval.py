@@ -23,15 +23,7 @@ SUBCOMMANDS = {
 }
 
 
-def _one_line_warning(message: Any, category: type, *_: Any, **__: Any) -> str:
-    return f"warning: {message}\n"
-
-
 @click.group("eval", cls=LazyGroup, lazy_subcommands=SUBCOMMANDS)
 def command(**_: Any) -> None:
     """Evaluate models and text: perplexity, BLEU/chrF/ROUGE-L, task accuracy, hallucination,
     bias and safety; `report` writes one HTML page with all of them."""
-    import warnings
-
-    # Warnings (prompts cut to fit the context, ...) as one readable line on stderr, not file:line.
-    warnings.formatwarning = _one_line_warning

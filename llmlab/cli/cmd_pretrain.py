@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -44,5 +45,7 @@ def command(config_file, resume, as_json, **options):
     if as_json:
         cfg.progress = False
     result = run_pretraining(cfg, resume=resume, log=log)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun every process gets here; one summary (one JSON object) is enough
     summary = {k: result.get(k) for k in ("val_loss", "val_bpb", "val_ppl", "tokens", "seconds", "step", "checkpoint")}
     emit(summary, as_json, lambda r: print_table([(k, v) for k, v in r.items()], ["", "value"], title="pre-training done"))

@@ -73,6 +73,14 @@ def emit(result: dict[str, Any], as_json: bool, show: Callable[[dict[str, Any]],
         show(result)
 
 
+def one_line_warnings() -> None:
+    """Show warnings (a prompt cut to fit the context, ...) as `warning: MESSAGE` on stderr: a user
+    of the command needs the message, not the library's file and line."""
+    import warnings
+
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands live in other modules and are imported only when used.
 

@@ -20,6 +20,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import click  # noqa: E402
 
+from llmlab.cli.common import one_line_warnings  # noqa: E402
 from llmlab.errors import LLMLabError  # noqa: E402
 
 CONTEXT_SETTINGS = dict(help_option_names=["-h", "--help"], max_content_width=100)
@@ -33,6 +34,7 @@ def cli() -> None:
     Start with `llmlab quickstart`. Every command takes --help. Set LLMLAB_DEBUG=1 to see full
     tracebacks instead of one-line errors.
     """
+    one_line_warnings()
 
 
 def _register_commands() -> None:

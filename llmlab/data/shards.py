@@ -185,7 +185,7 @@ def prepare(
                     doc_index += 1
                     bar.update(n_bytes)
                 bar.set_postfix(tokens=f"{writers['train'].tokens + writers['val'].tokens:,}")
-        bar.close()
+        _finish_bar(bar)
         splits = {name: w.close() for name, w in writers.items()}
         if splits["train"]["tokens"] == 0:
             raise DataError("the input holds no text: the corpus is empty")
@@ -246,6 +246,14 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
             batch = []
     if batch:
         yield batch
+
+
+def _finish_bar(bar) -> None:
+    """The total is an estimate (file sizes, JSON syntax included); end the bar at 100%, not short of it."""
+    if bar.total and bar.n < bar.total:
+        bar.total = bar.n
+        bar.refresh()
+    bar.close()
 
 
 def _progress_bar(sources, enabled: bool):

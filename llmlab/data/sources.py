@@ -56,7 +56,7 @@ def resolve_sources(inputs: Sequence[str | Path]) -> list[Source]:
                 raise DataError(f"no supported files match {item!r} (supported: {', '.join(sorted(SUPPORTED))})")
             sources.extend(_file_source(f) for f in files)
         elif path.is_dir():
-            if (path / "dataset_info.json").is_file() or (path / "state.json").is_file():
+            if is_hf_dataset_dir(path):
                 sources.append(Source("hf_disk", str(path)))
                 continue
             files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED)
@@ -68,6 +68,13 @@ def resolve_sources(inputs: Sequence[str | Path]) -> list[Source]:
         else:
             raise DataError(f"input not found: {path}")
     return sources
+
+
+def is_hf_dataset_dir(path: Path) -> bool:
+    """A folder written by `save_to_disk`: a Dataset (dataset_info.json, state.json) or a DatasetDict
+    (dataset_dict.json at the top, one such folder per split). Checked before listing files, as
+    those .json metadata files would otherwise be read as JSONL."""
+    return any((path / name).is_file() for name in ("dataset_dict.json", "dataset_info.json", "state.json"))
 
 
 def _file_source(path: Path) -> Source:

@@ -37,6 +37,22 @@ def build_model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
     return model_cfg
 
 
+def check_init_tokenizer(init_from: str, tokenizer) -> None:
+    """Weights (--init-from, or the run being resumed) learnt with another vocabulary would read every
+    token id as a different token: the sizes can agree while the tokens do not, so compare the
+    vocabularies themselves."""
+    from llmlab.tokenizer import Tokenizer
+
+    if not (Path(init_from) / "tokenizer.json").is_file():
+        return  # nothing to compare against (weights only); the vocabulary size is still checked
+    theirs = Tokenizer.from_pretrained(init_from)
+    if theirs.backend.get_vocab(with_added_tokens=True) != tokenizer.backend.get_vocab(with_added_tokens=True):
+        raise DataError(
+            f"the data was tokenised with a different tokenizer than {init_from}'s, so its token ids do not match "
+            f"the model's vocabulary; prepare the data with `llmlab data prepare --tokenizer {init_from}`"
+        )
+
+
 def make_eval_fn(split, seq_len: int, batch_size: int, max_windows: int, byte_lengths, dist: DistInfo, device):
     """Validation loss (nats/token), perplexity and bits per byte over fixed validation windows,
     shared out among processes."""
@@ -103,6 +119,9 @@ def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[st
     tokenizer = data.load_tokenizer()
     if tokenizer.fingerprint() != data.manifest.get("tokenizer_fingerprint"):
         raise DataError(f"{data.tokenizer_dir} is not the tokenizer the shards were made with")
+    weights_from = str(ckpt) if has_run else cfg.init_from
+    if weights_from:
+        check_init_tokenizer(weights_from, tokenizer)
     model_cfg = load_config(ckpt) if has_run else build_model_config(cfg, tokenizer.vocab_size)
     if tokenizer.vocab_size > model_cfg.vocab_size:
         raise DataError(f"the data's tokenizer ({tokenizer.vocab_size} tokens) does not fit the model's vocabulary ({model_cfg.vocab_size})")
