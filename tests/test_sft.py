@@ -316,3 +316,23 @@ def test_sft_cli_full_and_lora_end_to_end(finetune_checkpoint, tmp_path):
     resumed = run_cli(["sft", "--model", str(finetune_checkpoint), "--out", str(tmp_path / "lora"), "--resume",
                        "--lora-rank", "4", *common], tmp_path)
     assert resumed.returncode == 1 and "finished LoRA run" in resumed.stderr
+
+
+@pytest.mark.parametrize("budget, expected", [
+    ({}, 25),                                    # one epoch by default: 100 examples / 4 per step
+    ({"epochs": 2.0}, 50),
+    ({"epochs": 1.0, "max_steps": 7}, 7),        # both given: whichever is smaller
+    ({"epochs": 0.2, "max_steps": 40}, 5),
+])
+def test_epochs_and_max_steps_budget_takes_the_smaller(budget, expected):
+    from llmlab.train.finetune_config import SFTConfig
+    from llmlab.train.sft import plan_budget
+
+    class Planner:
+        def plan(self, tokens_per_step):
+            self.tokens_per_step = tokens_per_step
+
+    cfg = SFTConfig(model="m", data="d", out="o", **budget)
+    cfg.validate()
+    plan_budget(cfg, Planner(), units_per_epoch=100, units_per_step=4, tokens_per_step=512)
+    assert cfg.max_steps == expected

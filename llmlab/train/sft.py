@@ -26,7 +26,7 @@ import torch
 
 from llmlab.errors import CheckpointError, ConfigError, DataError
 from llmlab.train.config import TrainConfig
-from llmlab.train.finetune_config import FinetuneConfig, SFTConfig
+from llmlab.train.finetune_config import EPOCHS_PLACEHOLDER, FinetuneConfig, SFTConfig
 from llmlab.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, TRAINER_STATE, Trainer, recover_interrupted_save
 
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -165,9 +165,8 @@ def plan_budget(cfg: FinetuneConfig, trainer: Trainer, units_per_epoch: int, uni
     """Steps from --epochs (over `units_per_epoch`), --max-steps or --max-tokens, whichever is smallest."""
     if cfg.epochs is not None:
         steps = max(1, math.ceil(cfg.epochs * units_per_epoch / units_per_step))
-        cfg.max_steps = min(cfg.max_steps, steps) if cfg.max_steps is not None else steps
-        if cfg.max_tokens is None and cfg.minutes is None:
-            cfg.max_steps = steps  # the epochs placeholder, or a resumed run's earlier count
+        given = cfg.max_steps not in (None, EPOCHS_PLACEHOLDER)
+        cfg.max_steps = min(cfg.max_steps, steps) if given else steps
     trainer.plan(tokens_per_step)
 
 
