@@ -72,6 +72,29 @@ def test_reference_logps_are_precomputed_and_start_the_loss_at_log_2(tiny_model,
     assert metrics["margin"] == pytest.approx(0.0, abs=1e-5)
 
 
+def test_rpo_adds_the_chosen_responses_mean_nll(tiny_model, small_tokenizer):
+    pairs = pairs_for(small_tokenizer)
+    pad = small_tokenizer.pad_token_id
+    attach_reference_logps(tiny_model, pairs, pad, "cpu", batch_size=4)
+    batch = collate_with_reference(pairs, pad)
+    with torch.no_grad():
+        dpo, _ = DPOLoss(beta=0.1)(tiny_model, batch)
+        rpo, metrics = DPOLoss(beta=0.1, rpo_alpha=0.5)(tiny_model, batch)
+    # By hand: the mean over chosen responses of -(sum of target log-probs / number of targets).
+    chosen_nll = [-p.ref_logps[0] / sum(p.chosen.trained) for p in pairs]  # policy == reference here
+    want = sum(chosen_nll) / len(chosen_nll)
+    assert metrics["nll_chosen"] == pytest.approx(want, rel=1e-4)
+    assert float(rpo) == pytest.approx(float(dpo) + 0.5 * want, rel=1e-5)
+
+
+def test_rpo_alpha_must_not_be_negative():
+    from llmlab.errors import ConfigError
+    from llmlab.train.finetune_config import DPOConfig
+
+    with pytest.raises(ConfigError, match="rpo_alpha must be >= 0"):
+        DPOConfig(model="m", data="d", out="o", rpo_alpha=-1.0).validate()
+
+
 def test_dpo_steps_raise_the_chosen_responses_relative_likelihood(tiny_model, small_tokenizer):
     pairs = pairs_for(small_tokenizer)
     pad = small_tokenizer.pad_token_id

@@ -58,6 +58,7 @@ class AlignmentConfig:
     dpo_epochs: float = 1.0
     dpo_beta: float = 0.1
     dpo_lr: float = 1e-4
+    dpo_rpo_alpha: float = 0.0  # > 0: DPO plus an NLL term on the chosen answers (RPO)
     dpo_max_steps: int | None = None
     # PPO / frontier on story prompts
     story_tokens: int = 32
@@ -458,13 +459,16 @@ class Recipe:
         sft_ckpt = self.run_sft_model()
         c = self.cfg
         # One run directory per setting, so several can be tried and compared (report["safety_runs"]).
-        name = f"dpo_beta{c.dpo_beta:g}_lr{c.dpo_lr:g}" + (f"_steps{c.dpo_max_steps}" if c.dpo_max_steps else "")
+        name = (f"dpo_beta{c.dpo_beta:g}_lr{c.dpo_lr:g}" + (f"_steps{c.dpo_max_steps}" if c.dpo_max_steps else "")
+                + (f"_rpo{c.dpo_rpo_alpha:g}" if c.dpo_rpo_alpha else ""))
         cfg = DPOConfig(model=sft_ckpt, data=str(self.tw), out=str(self.out / name), beta=c.dpo_beta,
-                        epochs=c.dpo_epochs, max_steps=c.dpo_max_steps, lr=c.dpo_lr, batch_size=16, skip_long=True,
+                        epochs=c.dpo_epochs, max_steps=c.dpo_max_steps, lr=c.dpo_lr, rpo_alpha=c.dpo_rpo_alpha,
+                        batch_size=16, skip_long=True,
                         eval_batches=0, eval_every=100, **self.common())
         dpo = self._train("dpo", cfg, run_dpo, f"--model {sft_ckpt} --data {self.tw} --out {cfg.out} "
                           f"--beta {cfg.beta} --epochs {cfg.epochs} "
                           + (f"--max-steps {cfg.max_steps} " if cfg.max_steps else "")
+                          + (f"--rpo-alpha {cfg.rpo_alpha} " if cfg.rpo_alpha else "")
                           + f"--lr {cfg.lr} --batch-size 16 --skip-long --eval-batches 0 --seed {cfg.seed}")
         self.report["dpo"] = dpo
         suite = load_red_team_suite(self.tw / "probes" / "safety.jsonl")

@@ -8,6 +8,9 @@ response tokens, end-of-turn token included):
     sigmoid (DPO):  loss = -log sigmoid(beta * h)     (conservative DPO with label_smoothing e:
                     -(1 - e) log sigmoid(beta h) - e log sigmoid(-beta h))
     ipo:            loss = (h_avg - 1 / (2 beta))^2   with per-token *average* log-probs, as in TRL
+    + rpo_alpha * NLL(y_c), the per-token mean negative log-likelihood of the chosen response (RPO,
+                    Pang et al. 2024): the DPO term only widens the gap, and can do so by lowering
+                    both likelihoods until the chosen answers are garbled too.
 
 The reference is the starting model. Its log-probabilities are computed once, before training,
 for every pair (train and validation) and stored with the data, so no second model stays in memory.
@@ -45,6 +48,11 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
+def target_counts(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Number of target tokens per row: [rows]."""
+    return (batch["targets"] != -100).sum(-1).clamp(min=1)
+
+
 def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False) -> torch.Tensor:
     """Sum (or mean) of log p(target) over each row's target tokens: [rows]. Batches come from
     `collate_pairs` (chosen rows, then rejected rows)."""
@@ -53,16 +61,16 @@ def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False)
     logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     lp = token_logprobs(logits, batch["targets"])  # 0 where the target is ignored
     total = lp.sum(-1)
-    if average:
-        return total / (batch["targets"] != -100).sum(-1).clamp(min=1)
-    return total
+    return total / target_counts(batch) if average else total
 
 
 class DPOLoss:
     """objective(model, batch): batches hold 2B rows (chosen then rejected) and `ref_logps` [2B]."""
 
-    def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0):
+    def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
+                 rpo_alpha: float = 0.0):
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
+        self.rpo_alpha = rpo_alpha
 
     @property
     def average(self) -> bool:
@@ -79,7 +87,13 @@ class DPOLoss:
             "reward_acc": float((margin > 0).float().mean()), "margin": float(margin.mean()),
             "chosen_reward": float(rc.mean()), "rejected_reward": float(rr.mean()),
         }
-        return losses.mean(), metrics
+        loss = losses.mean()
+        if self.rpo_alpha:
+            chosen_avg = logps[:B] if self.average else logps[:B] / target_counts(batch)[:B]
+            nll = -chosen_avg.mean()
+            loss = loss + self.rpo_alpha * nll
+            metrics["nll_chosen"] = float(nll)
+        return loss, metrics
 
     def weight(self, batch) -> float:
         return batch["input_ids"].shape[0] / 2  # pairs
@@ -203,7 +217,7 @@ def _run_dpo(cfg: DPOConfig, resuming: bool, device, dist, log) -> dict[str, Any
     attach_reference_logps(model, train + val, pad, device, cfg.batch_size, progress=cfg.progress)
     torch.manual_seed(cfg.seed)
     lora = setup_lora(model, cfg, log)
-    objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing)
+    objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.rpo_alpha)
     batches = ShuffledBatches(train, cfg.batch_size, lambda u: collate_with_reference(u, pad), seed=cfg.seed,
                               rank=dist.rank, world_size=dist.world_size)
     trainer = Trainer(

@@ -100,6 +100,9 @@ class DPOConfig(FinetuneConfig):
     loss_type: str = _opt("sigmoid", "sigmoid (DPO) or ipo (identity preference optimisation).")
     label_smoothing: float = _opt(0.0, "Conservative DPO: assumed share of flipped preference labels (sigmoid "
                                   "loss only).")
+    rpo_alpha: float = _opt(0.0, "Weight of an extra NLL loss on the chosen responses (RPO, Pang et al. 2024; TRL's "
+                            "rpo_alpha). DPO can lower the chosen answers' likelihood along with the rejected "
+                            "ones' and garble them; 1.0 keeps them fluent. 0: plain DPO.")
     lr: float = _opt(2e-4, "Peak learning rate.")
 
     def validate(self) -> None:
@@ -109,6 +112,8 @@ class DPOConfig(FinetuneConfig):
             raise ConfigError(f"loss_type must be one of {', '.join(DPO_LOSSES)}, got {self.loss_type!r}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.rpo_alpha < 0:
+            raise ConfigError(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
         super().validate()
 
 
