@@ -79,8 +79,11 @@ def bpe_ratio(folder: Path, tokens: int = 1_000_000) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tokens", type=int, default=10_000_000, help="large corpus size (default 10M)")
-    ap.add_argument("--small", type=int, default=1_000_000, help="small corpus size for the memory comparison")
+    from llmlab.data.tinyworld.tokens import parse_token_count
+
+    ap.add_argument("--tokens", type=parse_token_count, default=10_000_000, help="large corpus size, e.g. 2M (default 10M)")
+    ap.add_argument("--small", type=parse_token_count, default=1_000_000,
+                    help="small corpus size for the memory comparison (default 1M)")
     ap.add_argument("--workers", default="all", help="worker processes ('all' = every available core)")
     ap.add_argument("--bpe", action="store_true", help="also measure BPE tokens per tinyworld token")
     ap.add_argument("--json", action="store_true", help="print one JSON object")

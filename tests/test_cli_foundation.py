@@ -165,3 +165,26 @@ def test_info_checks_the_weights_against_the_config(capsys, hf_gpt2, tmp_path):
     weights = ckpt / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-100])
     assert_one_line_error(*run(capsys, "info", ckpt)[::2], "corrupt or truncated")
+
+
+def test_tables_piped_to_a_file_keep_every_cell_whole(capsys):
+    from llmlab.cli.common import print_table
+
+    names = [f"tinyworld_arithmetic_{i}" for i in (1, 2)]
+    print_table([[n, "exact_match", 30, 0, 0.0, "0.00-0.11", "-"] for n in names],
+                ["task", "metric", "n", "shots", "value", "95% CI", "chance"], title="tasks")
+    out = capsys.readouterr().out
+    assert all(n in out for n in names) and "exact_match" in out and "…" not in out
+
+
+def test_quickstart_refuses_settings_its_folder_would_silently_ignore(capsys, tmp_path):
+    out = tmp_path / "qs"
+    (out / "tinyworld").mkdir(parents=True)
+    (out / "data").mkdir()
+    (out / "tinyworld" / "manifest.json").write_text(json.dumps({"tokens_requested": 300_000, "seed": 0}))
+    (out / "data" / "manifest.json").write_text(json.dumps({"vocab_size": 2048}))
+    assert main(["quickstart", "--out", str(out)]) == 1  # default --tokens 4M
+    err = capsys.readouterr().err
+    assert f"{out} was made with --tokens 300,000;" in err and "--fresh" in err and len(err.strip().splitlines()) == 1
+    assert main(["quickstart", "--out", str(out), "--tokens", "300k", "--vocab-size", "4096"]) == 1
+    assert "made with --vocab-size 2048;" in capsys.readouterr().err

@@ -108,3 +108,25 @@ def test_safety_red_teams_a_model(fact_model, tmp_path, capsys):
     assert json.loads(stdout)["attack_success_rate"] <= r["attack_success_rate"]
     code, _, err = run(capsys, "eval", "safety", "--model", str(fact_model["ckpt"]), "--suite", "nope.jsonl")
     assert code == 1 and "red-team suite not found" in err
+
+
+def test_training_tokens_of_a_fine_tuned_model_include_its_base_models(tmp_path):
+    from llmlab.eval.report import training_tokens
+
+    def run_dir(name, tokens, **config):
+        d = tmp_path / name
+        (d / "checkpoint").mkdir(parents=True)
+        (d / "metrics.jsonl").write_text("".join(json.dumps({"step": i + 1, "tokens": t}) + "\n"
+                                                 for i, t in enumerate(tokens)) + '{"step": 2, "val_loss": 3.0}\n')
+        (d / "train_config.json").write_text(json.dumps(config))
+        return str(d / "checkpoint")
+
+    base = run_dir("base", [500, 1000], data="shards")
+    sft = run_dir("sft", [100, 300], model=base)
+    dpo = run_dir("dpo", [40], model=sft)
+    assert training_tokens(base) == 1000
+    assert training_tokens(sft) == 1300 and training_tokens(dpo) == 1340  # C = 6ND counts all the training
+    assert training_tokens(run_dir("ppo", [7], model=sft, policy=sft)) == 1307
+    assert training_tokens(run_dir("gone", [9], model=str(tmp_path / "deleted"))) == 9
+    loop = run_dir("loop", [5], model=str(tmp_path / "loop" / "checkpoint"))
+    assert training_tokens(loop) == 5

@@ -8,6 +8,7 @@ TRL's three most reported bugs are tested by name: `test_eos_*` (masking the end
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -153,7 +154,7 @@ def test_a_preference_record_missing_chosen_names_file_and_line(tmp_path):
     path = tmp_path / "prefs.jsonl"
     path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n\n"
                     + json.dumps({"prompt": "p", "rejected": "b"}) + "\n")
-    with pytest.raises(DataError, match=r"^prefs.jsonl line 3: preference record is missing 'chosen'$"):
+    with pytest.raises(DataError, match="^" + re.escape(f"{path} line 3: preference record is missing 'chosen'") + "$"):
         load_preferences(path)
 
 

@@ -479,3 +479,33 @@ def test_init_from_a_checkpoint_with_another_tokenizer_is_refused(shards, tmp_pa
     assert main(args + ["--data", str(tmp_path / "other_data"), "--out", str(tmp_path / "r2"), "--resume",
                         "--max-steps", "2"]) == 1
     assert "different tokenizer" in capsys.readouterr().err
+
+
+def test_token_budgets_accept_20M_on_the_command_line_and_in_config_files():
+    import click
+
+    from llmlab.cli.cmd_pretrain import command
+
+    ctx = command.make_context("pretrain", ["--data", "d", "--out", "o", "--max-tokens", "20M",
+                                            "--global-batch-tokens", "64k"])
+    assert ctx.params["max_tokens"] == 20_000_000 and ctx.params["global_batch_tokens"] == 64_000
+    assert command.make_context("pretrain", ["--max-tokens", "5000000"]).params["max_tokens"] == 5_000_000
+    with pytest.raises(click.BadParameter, match="invalid token count 'lots'"):
+        command.make_context("pretrain", ["--max-tokens", "lots"])
+    assert TrainConfig.from_dict({"data": "d", "out": "o", "max_tokens": "2.5M"}).max_tokens == 2_500_000
+
+
+def test_resuming_with_another_model_is_refused_not_silently_ignored(shards, tmp_path, capsys):
+    from llmlab.cli.main import main
+
+    data, model_config = shards
+    out = tmp_path / "r"
+    assert main(train_args(data, model_config, out, steps=2)) == 0
+    bigger = tmp_path / "bigger.json"
+    bigger.write_text(json.dumps({**SMALL_MODEL, "n_layer": 3}))
+    capsys.readouterr()
+    args = train_args(data, bigger, out, steps=4) + ["--resume"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "holds a run of another model (n_layer 2 (asked: 3))" in err and "another --out" in err, err
+    assert main(train_args(data, model_config, out, steps=3) + ["--resume"]) == 0  # the same model continues

@@ -82,7 +82,7 @@ def prompting(model_dir, task, data_dir, classification_train, classification_te
     if want_ari and data.arithmetic:
         rows += exp.run_arithmetic(model, tokenizer, data, shot_list, limit=limit, seed=seed, cot_shots=cot_list,
                                    self_consistency=self_consistency, log=log)
-    files = exp.write_report(rows, Path(out), f"prompting strategies: {Path(model_dir).name}")
+    files = exp.write_report(rows, Path(out), f"prompting strategies: {Path(model_dir)}")
     if as_json:
         emit_json({"rows": rows, "files": files})
         return

@@ -64,8 +64,9 @@ def _show_one_limit(r: dict[str, Any]) -> None:
             else f"L(D): D={human(r['tokens'])} tokens, unlimited model size")
     print_table([[law, loss] for law, loss in r["predictions"].items()], ["law", "loss (nats/token)"], title=what)
     # Kaplan's separate fits have their own constants, so L(N) need not lie below the joint law's L(N, D).
-    click.echo("the other resource unlimited (kaplan: the separate fits of eqs. 1.1/1.2, the lesson's constants); "
-               "give both --params and --tokens for the joint prediction", err=True)
+    click.echo("note: kaplan's row is the separate fit (eq. 1.1 or 1.2, the lesson's constants) with the other "
+               "resource unlimited, so it can lie above the joint L(N, D); give both --params and --tokens for "
+               "the joint prediction", err=True)
 
 
 @command.command("predict")

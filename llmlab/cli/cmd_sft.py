@@ -68,7 +68,7 @@ command = finetune_command(
 
     \b
     Examples:
-      llmlab sft --model runs/quickstart/run/checkpoint --data runs/quickstart/tinyworld --out runs/sft
+      llmlab sft --model runs/quickstart/run/checkpoint --data runs/quickstart/tinyworld --skip-long --out runs/sft
       llmlab sft --model M --data my.jsonl --out runs/sft-lora --lora-rank 8 --epochs 3
     With --lora-rank the adapters are merged into a plain checkpoint at the end (OUT/checkpoint).
     With --json the command prints one JSON object (val_loss, checkpoint, steps, seconds, ...).

@@ -49,10 +49,17 @@ def print_table(
 
     table = Table(title=title, show_lines=False)
     for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        # fold, never "…": a cut cell can hide what tells rows apart (tinyworld_arithmetic_1..4)
+        table.add_column(name, justify="left" if i == 0 else "right", overflow="fold")
     for row in rows:
         table.add_row(*(format_cell(c) for c in row))
-    Console(stderr=err).print(table)
+    console = Console(stderr=err)
+    if not console.is_terminal:  # a pipe or a file has no width to respect: print the table whole
+        from rich.measure import Measurement
+
+        needed = Measurement.get(console, console.options.update_width(10_000), table).maximum
+        console = Console(stderr=err, width=max(console.width, needed))
+    console.print(table)
 
 
 def format_cell(value: Any) -> str:
@@ -103,6 +110,23 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
+class TokenCount(click.ParamType):
+    """A positive count written as 5000000, 200k, 2.5M or 1e6."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        from llmlab.data.tinyworld.tokens import parse_token_count
+        from llmlab.errors import ConfigError
+
+        try:
+            return parse_token_count(str(value))
+        except ConfigError as e:
+            self.fail(str(e), param, ctx)
+
+
 def options_from_dataclass(cls, exclude: Sequence[str] = ()) -> Callable:
     """Decorate a click command with one --flag per dataclass field (help from field metadata).
 
@@ -128,7 +152,8 @@ def options_from_dataclass(cls, exclude: Sequence[str] = ()) -> Callable:
             if base is bool:
                 func = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)(func)
             else:
-                func = click.option(flag, f.name, type=base, default=None, help=help_text)(func)
+                kind = TokenCount() if f.metadata.get("count") else base
+                func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
         return func
 
     return decorate

@@ -82,7 +82,7 @@ def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    name = path.name
+    name = str(path)  # the whole path: a tinyworld folder has sft/train.jsonl and preferences/train.jsonl
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -288,7 +288,7 @@ def parse_prompt_record(rec: dict[str, Any], where: str) -> PromptExample:
 def load_prompts(path: str | Path) -> list[PromptExample]:
     path = Path(path)
     if path.suffix == ".txt":  # one prompt per line
-        lines = [(f"{path.name} line {i}", s) for i, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        lines = [(f"{path} line {i}", s) for i, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
         prompts = [PromptExample(w, s) for w, s in lines if s.strip()]
     else:
         prompts = [parse_prompt_record(rec, where) for where, rec in read_records(path)]

@@ -262,10 +262,12 @@ def section_safety(r: Runner) -> Section:
     return s
 
 
-def training_tokens(model_dir: str) -> float | None:
+def training_tokens(model_dir: str, _seen: frozenset[Path] = frozenset()) -> float | None:
     """Tokens the checkpoint was trained on: the run's metrics.jsonl (last "tokens"), else its
-    train_config.json (steps x batch x sequence length)."""
+    train_config.json (steps x batch x sequence length), plus, for a fine-tuned model (SFT, reward,
+    DPO, PPO, --init-from), the tokens of the checkpoint it started from, when that still exists."""
     ckpt = Path(model_dir)
+    own = None
     for metrics in (ckpt / "metrics.jsonl", ckpt.parent / "metrics.jsonl"):
         if metrics.is_file():
             last = None
@@ -277,13 +279,26 @@ def training_tokens(model_dir: str) -> float | None:
                 if isinstance(rec, dict) and isinstance(rec.get("tokens"), (int, float)):
                     last = float(rec["tokens"])
             if last:
-                return last
-    cfg = ckpt / "train_config.json"
-    if cfg.is_file():
-        c = json.loads(cfg.read_text(encoding="utf-8"))
-        if c.get("max_steps") and c.get("batch_size") and c.get("seq_len"):
-            return float(c["max_steps"] * c["batch_size"] * c["seq_len"])
-    return None
+                own = last
+                break
+    c: dict[str, Any] = {}
+    for cfg in (ckpt / "train_config.json", ckpt.parent / "train_config.json"):
+        if cfg.is_file():
+            try:
+                c = json.loads(cfg.read_text(encoding="utf-8"))
+            except ValueError:
+                c = {}
+            break
+    if own is None and c.get("max_steps") and c.get("batch_size") and c.get("seq_len"):
+        own = float(c["max_steps"] * c["batch_size"] * c["seq_len"])
+    start = next((c[k] for k in ("policy", "model", "init_from") if isinstance(c.get(k), str) and c[k]), None)
+    if own is not None and start and Path(start).is_dir():
+        seen = _seen | {ckpt.resolve()}
+        if Path(start).resolve() not in seen:
+            before = training_tokens(start, seen)
+            if before:
+                own += before
+    return own
 
 
 def section_scaling(r: Runner) -> Section:
@@ -316,7 +331,7 @@ def section_scaling(r: Runner) -> Section:
     ax.set(xscale="log", xlabel="parameters N", ylabel="predicted loss (web text, nats/token)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    rows = [["parameters N", N], ["training tokens D", D], ["tokens per parameter", D / N],
+    rows = [["parameters N", int(N)], ["training tokens D", int(D)], ["tokens per parameter", D / N],
             ["training FLOPs C = 6ND", C], ["compute-optimal N* (epoch)", opt["params"]],
             ["compute-optimal D* (epoch)", opt["tokens"]]]
     s.body.insert(0, table(rows, ["quantity", "value"]))

@@ -18,9 +18,11 @@ SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _opt(default: Any, help: str) -> Any:
-    """A dataclass field whose help text becomes its CLI flag's --help."""
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, *, count: bool = False) -> Any:
+    """A dataclass field whose help text becomes its CLI flag's --help.
+
+    count=True marks a token count: the flag (and a config file) also accepts 20M, 200k, 1e6."""
+    return field(default=default, metadata={"help": help, "count": count})
 
 
 @dataclass
@@ -28,7 +30,7 @@ class TrainConfig:
     # what to train
     data: str = _opt("", "Prepared dataset directory (from `llmlab data prepare`).")
     out: str = _opt("", "Run directory: checkpoint/, metrics.jsonl, loss_curve.png, train_config.json.")
-    preset: str = _opt("tiny", "Model preset (see `llmlab info --presets`).")
+    preset: str = _opt("tiny", "Model preset (see `llmlab presets`).")
     model_config: str | None = _opt(None, "JSON/YAML file of ModelConfig fields applied on top of the preset.")
     init_from: str | None = _opt(None, "Start from this checkpoint's weights instead of a random init.")
     # batch and budget
@@ -36,9 +38,9 @@ class TrainConfig:
     batch_size: int = _opt(16, "Sequences per micro-batch per process.")
     global_batch_tokens: int | None = _opt(
         None, "Tokens per optimizer step over all processes; reached by gradient accumulation "
-        "(default: one micro-batch per process, no accumulation).")
+        "(default: one micro-batch per process, no accumulation).", count=True)
     max_steps: int | None = _opt(None, "Stop after this many optimizer steps.")
-    max_tokens: int | None = _opt(None, "Stop after this many training tokens (e.g. 5000000).")
+    max_tokens: int | None = _opt(None, "Stop after this many training tokens (e.g. 5000000, 200k, 20M).", count=True)
     minutes: float | None = _opt(None, "Stop after this many minutes of training.")
     # optimiser and schedule
     lr: float = _opt(3e-3, "Peak learning rate.")
@@ -63,7 +65,7 @@ class TrainConfig:
     sample_prompt: str = _opt("Once upon a time", "Prompt for the evaluation samples.")
     # hardware
     device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto.")
-    precision: str = _opt("auto", "fp32, bf16 (autocast), fp16 (autocast + loss scaling, CUDA), or auto (bf16/fp16 on GPU, fp32 on CPU).")
+    precision: str = _opt("auto", "fp32, bf16 (autocast), fp16 (autocast + loss scaling, CUDA), or auto (bf16, else fp16, on GPU; bf16 on CPUs with AMX; fp32 elsewhere).")
     compile: bool = _opt(False, "Compile the model with torch.compile.")
     seed: int = _opt(1337, "Seed for initialisation and data order.")
     threads: int | None = _opt(None, "CPU threads for PyTorch (default: PyTorch's choice).")
@@ -103,6 +105,12 @@ class TrainConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
+        data = dict(data)
+        for f in fields(cls):
+            if f.metadata.get("count") and isinstance(data.get(f.name), str):
+                from llmlab.data.tinyworld.tokens import parse_token_count
+
+                data[f.name] = parse_token_count(data[f.name])
         return cls(**data)
 
     def save(self, path: str | Path) -> None:

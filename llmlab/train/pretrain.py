@@ -107,6 +107,25 @@ def run_pretraining(cfg: TrainConfig, resume: bool = False, log=print) -> dict[s
         shutdown()
 
 
+_ARCHITECTURE = ("n_layer", "d_model", "n_head", "n_kv_head", "d_ff", "context_length", "position", "norm", "mlp")
+
+
+def _check_same_model(cfg: TrainConfig, out: Path, saved: ModelConfig, vocab_size: int) -> None:
+    """A resumed run keeps the model it was started with: refuse a --preset or --model-config that
+    asks for another one instead of silently training the old model under the new name."""
+    if cfg.init_from:
+        return
+    wanted = build_model_config(cfg, vocab_size)
+    diff = [f"{k} {getattr(saved, k)} (asked: {getattr(wanted, k)})" for k in _ARCHITECTURE
+            if getattr(saved, k) != getattr(wanted, k)]
+    if diff:
+        raise ConfigError(
+            f"{out} holds a run of another model ({', '.join(diff)}); resuming keeps that model, so "
+            f"--preset {cfg.preset}{' --model-config ' + cfg.model_config if cfg.model_config else ''} cannot apply: "
+            "choose another --out for a new run"
+        )
+
+
 def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[str, Any]:
     out = Path(cfg.out)
     ckpt = out / CHECKPOINT_DIR
@@ -123,6 +142,8 @@ def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[st
     if weights_from:
         check_init_tokenizer(weights_from, tokenizer)
     model_cfg = load_config(ckpt) if has_run else build_model_config(cfg, tokenizer.vocab_size)
+    if has_run:
+        _check_same_model(cfg, out, model_cfg, tokenizer.vocab_size)
     if tokenizer.vocab_size > model_cfg.vocab_size:
         raise DataError(f"the data's tokenizer ({tokenizer.vocab_size} tokens) does not fit the model's vocabulary ({model_cfg.vocab_size})")
     seq_len = cfg.seq_len or model_cfg.context_length
@@ -163,7 +184,7 @@ def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[st
         n = model.num_parameters()
         log(
             f"model: {n / 1e6:.2f}M parameters ({model_cfg.n_layer} layers, d_model {model_cfg.d_model}); "
-            f"{micro_tokens * accum:,} tokens per step; {loader.windows_per_epoch * seq_len:,} training tokens; "
+            f"{micro_tokens * accum:,} tokens per step; {loader.windows_per_epoch * seq_len:,}-token training split; "
             f"device {device}, precision {trainer.precision}"
         )
     result = trainer.train()
