@@ -93,5 +93,5 @@ def next_steps(result: dict[str, Any]) -> str:
         f"  llmlab chat --model {ckpt}",
         f"  llmlab eval perplexity --model {ckpt} --input {Path(result['run_dir']).parent / 'tinyworld' / 'pretrain' / 'val.jsonl'}",
         f"  llmlab info {ckpt}",
-        "  llmlab quickstart --preset mini --max-steps 2000   (a bigger model, longer)",
+        "  llmlab quickstart --out runs/qs-mini --preset mini --max-steps 2000   (a bigger model, longer)",
     ])

@@ -291,7 +291,8 @@ class Trainer:
             if bar is not None:
                 bar.close()
             ckpt = self.save()
-            self.log(f"\ninterrupted at step {st.step}; checkpoint saved to {ckpt}. Continue with --resume.")
+            self.log(f"\ninterrupted at step {st.step}; checkpoint saved to {ckpt}. Continue with the same command plus --resume "
+                     "(llmlab quickstart: the same command).")
             raise
         finally:
             self._restore_signal_handlers()
