@@ -4,10 +4,15 @@ flagged, and one trained on the same world without it is not.
 For each bias in --biases (default 0.5 and 0): generate a tinyworld corpus with that bias (stories
 about the `Quorran` heroes end sadly more often and carry negative words), train a tokenizer and a
 model exactly as `llmlab quickstart` does, then run `llmlab eval bias` on tinyworld's templates
-(sentiment of sampled continuations per group, permutation test) and the likelihood probe.
+(sentiment of sampled continuations per group, permutation test) and the likelihood probe (the
+log-odds of a negative over a positive sentence after a Quorran opening vs another group's, tested
+with a sign-flip test over story openings; for comparison also the probe as it was before: the
+negative sentence alone, with a binomial test over pairs).
 
     .venv/bin/python bench/bias_validation.py --out runs/bias_validation          # ~20 min on 2 CPU cores
     .venv/bin/python bench/bias_validation.py --out runs/bv --tokens 1M --steps 300   # a quicker, weaker run
+    OMP_NUM_THREADS=1 .venv/bin/python bench/bias_validation.py --out runs/bv20 --steps 20 --threads 1
+                                                                  # barely trained: nothing to flag
 
 Everything is seeded; re-running skips finished stages. Results: OUT/results.json and
 OUT/bias{B}/bias_groups.png; the summary table is printed at the end.
@@ -21,7 +26,8 @@ import time
 from pathlib import Path
 
 
-def train(out: Path, bias: float, tokens: str, steps: int, preset: str, seed: int, threads: int | None) -> Path:
+def train(out: Path, bias: float, tokens: str, steps: int, preset: str, seed: int, threads: int | None,
+          precision: str = "auto") -> Path:
     from llmlab.data.prepare import prepare_dataset
     from llmlab.data.tinyworld import generate_dataset
     from llmlab.train.config import TrainConfig
@@ -34,7 +40,7 @@ def train(out: Path, bias: float, tokens: str, steps: int, preset: str, seed: in
         prepare_dataset([str(world)], data, train_tokenizer=True, vocab_size=2048, progress=False)
     cfg = TrainConfig(data=str(data), out=str(run), preset=preset, seq_len=128, batch_size=16, max_steps=steps,
                       lr=4e-3, warmup_steps=30, eval_every=steps, save_every=steps, samples=0, seed=seed,
-                      threads=threads, progress=False)
+                      threads=threads, precision=precision, progress=False)
     return Path(run_pretraining(cfg, resume=True, log=lambda s: None)["checkpoint"])
 
 
@@ -49,6 +55,17 @@ def evaluate(ckpt: Path, world_dir: Path, samples: int, seed: int) -> dict:
     report, probe = run_bias(model, tokenizer, rows, groups, bias_group=bias_group, samples=samples,
                              temperature=0.8, max_new_tokens=48, prompt_format="auto", seed=seed, probes=probes)
     out = summary(report, probe)
+    # For comparison, the construction that tells the model the group and scores the negative rest
+    # alone, log p(negative rest | context), with the binomial over pairs (binomial_p_value).
+    from llmlab.eval.bias import likelihood_bias_probe, model_score_fn
+    from llmlab.eval.bias_cli import tinyworld_pairs
+
+    room = model.config.context_length
+    plain = [p for p in tinyworld_pairs(probes, bias_group, groups, construction="rest")
+             if all(len(tokenizer.encode(x)) < room for side in (p["stereo"], p["anti"]) for x in side[1:])]
+    if plain:
+        old = likelihood_bias_probe(plain, model_score_fn(model, tokenizer))
+        out["likelihood_probe_single_difference"] = {k: v for k, v in old.items() if k != "pairs"}
     out["plot"] = str(plot_groups(report, ckpt.parent.parent / "bias_groups.png", title=str(ckpt)))
     out["command"] = f"llmlab eval bias --model {ckpt} --samples {samples} --seed {seed}"
     return out
@@ -64,6 +81,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=10, help="continuations per filled template")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--precision", default="auto",
+                    help="training precision (auto is bf16 autocast on CPUs with AMX, else fp32)")
     args = ap.parse_args()
 
     import torch
@@ -75,7 +94,7 @@ def main() -> None:
     for b in [float(x) for x in args.biases.split(",")]:
         t0 = time.perf_counter()
         out = root / f"bias{b:g}"
-        ckpt = train(out, b, args.tokens, args.steps, args.preset, args.seed, args.threads)
+        ckpt = train(out, b, args.tokens, args.steps, args.preset, args.seed, args.threads, args.precision)
         t1 = time.perf_counter()
         results[f"{b:g}"] = {**evaluate(ckpt, out / "tinyworld", args.samples, args.seed),
                              "train_s": round(t1 - t0, 1), "eval_s": round(time.perf_counter() - t1, 1)}
@@ -93,13 +112,18 @@ def main() -> None:
             gap = f"{c['largest_gap']:.3f} ({c['gap_pair'][0]} - {c['gap_pair'][1]}) [{lo:.3f}, {hi:.3f}]"
             print(f"| {b} | {scorer} | {means.get('Quorran', float('nan')):.3f} | {others} | {gap} | "
                   f"{c['p_value']:.4f} | {'yes' if c['significant'] else 'no'} |")
-    print("\n| trained with bias | likelihood probe: % pairs preferring the negative sentence about Quorran "
-          "| p-value | verdict (Bonferroni over 3 tests) |")
-    print("| --- | --- | --- | --- |")
+    print("\n| trained with bias | likelihood probe: % openings where the planted sentence's frame favours Quorran "
+          "more than a neutral frame (95% CI) | clusters | p (sign-flip over clusters) | p (binomial over pairs) "
+          "| group told, negative rest alone: % (binomial p; cluster p) | verdict (Bonferroni over 3 tests) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for b, r in results.items():
-        p, v = r.get("likelihood_probe"), r["verdict"]
-        probe = f"{p['pct_stereotype']:.1f}% of {p['n_pairs']} | {p['p_value']:.2g}" if p else "- | -"
-        print(f"| {b} | {probe} | {'flagged by ' + ', '.join(v['by']) if v['flagged'] else 'not flagged'} |")
+        p, v, old = r.get("likelihood_probe"), r["verdict"], r.get("likelihood_probe_single_difference")
+        probe = (f"{p['pct_stereotype']:.1f}% of {p['n_pairs']} [{p['ci'][0]:.1f}, {p['ci'][1]:.1f}] | "
+                 f"{p['n_clusters']} | {p['p_value']:.2g} | {p['binomial_p_value']:.2g}" if p else "- | - | - | -")
+        before = (f"{old['pct_stereotype']:.1f}% (p = {old['binomial_p_value']:.2g}; {old['p_value']:.2g})"
+                  if old else "-")
+        print(f"| {b} | {probe} | {before} | "
+              f"{'flagged by ' + ', '.join(v['by']) if v['flagged'] else 'not flagged'} |")
 
 
 if __name__ == "__main__":

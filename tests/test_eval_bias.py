@@ -185,3 +185,127 @@ def test_likelihood_probe_with_stub_scorer():
         Bz.likelihood_bias_probe([("a", "b")], lambda ts: [0.0])
     with pytest.raises(DataError):
         Bz.likelihood_bias_probe([], lambda ts: [])
+
+
+# ---- the likelihood probe with clustered pairs ------------------------------------------------
+
+
+def _clustered_score_fn(effects: dict[int, float], noise: float, seed: int = 0):
+    """score_fn for pairs named "s c i" / "a c i" (cluster c, pair i): the stereotyped side gets
+    its cluster's shared effect plus independent per-pair noise."""
+    rng = np.random.default_rng(seed)
+
+    def score(texts):
+        out = []
+        for t in texts:
+            kind, c, _ = t.split()
+            out.append((effects[int(c)] if kind == "s" else 0.0) + float(rng.normal(0, noise)))
+        return out
+
+    return score
+
+
+def _clustered_pairs(n_clusters: int, per_cluster: int) -> list[dict]:
+    return [{"stereo": f"s {c} {i}", "anti": f"a {c} {i}", "cluster": c}
+            for c in range(n_clusters) for i in range(per_cluster)]
+
+
+def test_sign_flip_test_exact_and_monte_carlo():
+    assert St.sign_flip_test([1, 1, 1]) == pytest.approx(2 / 8)  # all +, or all -
+    assert St.sign_flip_test([0.0, 0.0]) == 1.0
+    assert St.sign_flip_test([1, -1, 1, -1]) == 1.0
+    assert St.sign_flip_test([2, 1, 0, 0]) == pytest.approx(2 / 4)  # zeros do not flip
+    assert St.sign_flip_test([1.0] * 5) > 0.05  # five clusters can never be significant
+    mc = St.sign_flip_test([1.0] * 20 + [-1.0] * 4, n_permutations=2000, seed=3)
+    assert 0.001 < mc < 0.01  # |sum| >= 16 of 24 flips: exact 0.0015
+    assert St.sign_flip_test([1.0] * 30, n_permutations=500) == pytest.approx(1 / 501)
+    # The interval is the test inverted: it excludes 0.5 exactly when the test rejects 0.5.
+    lo, hi = St.sign_flip_ci([2, 2, 0, 1], [2, 2, 2, 2])
+    assert lo < 0.5 < hi and lo <= 5 / 8 <= hi
+    wins, sizes = [2] * 9 + [1, 0], [2] * 11
+    assert St.sign_flip_test([w - m / 2 for w, m in zip(wins, sizes)]) < 0.05
+    lo, hi = St.sign_flip_ci(wins, sizes)
+    assert 0.5 < lo < 19 / 22 < hi <= 1
+    assert St.sign_flip_ci([1], [2]) == (0.0, 1.0)
+    with pytest.raises(DataError):
+        St.sign_flip_ci([1, 2], [2])
+    with pytest.raises(DataError):
+        St.sign_flip_ci([3, 1], [2, 2])
+
+
+def test_cluster_level_effect_is_not_flagged_but_the_pairwise_binomial_is():
+    """6 openings x 10 groups: each opening's pairs share one effect (5 of 6 happen to lean
+    stereotyped), so 50 of 60 pairs prefer the stereotyped side. As 60 independent pairs that
+    is p ~ 1e-7; as 6 independent openings it is 5 of 6, p = 0.22."""
+    effects = {0: 2.0, 1: 1.5, 2: 3.0, 3: 1.0, 4: 2.5, 5: -2.0}
+    pairs = _clustered_pairs(6, 10)
+    res = Bz.likelihood_bias_probe(pairs, _clustered_score_fn(effects, noise=0.1))
+    assert res["pct_stereotype"] == pytest.approx(100 * 50 / 60)
+    assert res["binomial_p_value"] < 1e-6  # what the old test would have said
+    assert not res["significant"] and res["p_value"] == pytest.approx(14 / 64)
+    assert res["n_pairs"] == 60 and res["n_clusters"] == 6 and res["test"] == "cluster sign-flip (exact)"
+    assert res["ci"][0] < 50 < res["ci"][1]  # and so is the interval
+    assert {d["cluster"] for d in res["pairs"]} == set(range(6))
+    # The same ids passed as `clusters=` with plain tuples give the same answer.
+    tuples = [(p["stereo"], p["anti"]) for p in pairs]
+    again = Bz.likelihood_bias_probe(tuples, _clustered_score_fn(effects, noise=0.1),
+                                     clusters=[p["cluster"] for p in pairs])
+    assert again["p_value"] == res["p_value"] and again["ci"] == res["ci"]
+    # Without cluster ids the old, independent-pairs test is what runs.
+    flat = Bz.likelihood_bias_probe(tuples, _clustered_score_fn(effects, noise=0.1))
+    assert flat["significant"] and flat["test"] == "exact binomial" and flat["n_clusters"] == 60
+    assert flat["p_value"] == flat["binomial_p_value"]
+
+
+def test_cluster_aware_false_positive_rate_under_shared_cluster_effects():
+    """Null: no bias on average, but a random effect per opening shared by its pairs (sd 1, much
+    larger than the pair noise). The binomial over pairs rejects far more often than alpha; the
+    sign-flip over clusters stays near it."""
+    rng = np.random.default_rng(7)
+    cluster_rejects = binomial_rejects = 0
+    runs = 200
+    for r in range(runs):
+        effects = {c: float(rng.normal(0, 1.0)) for c in range(12)}
+        res = Bz.likelihood_bias_probe(_clustered_pairs(12, 5), _clustered_score_fn(effects, noise=0.3, seed=r))
+        cluster_rejects += res["significant"]
+        binomial_rejects += res["binomial_p_value"] < 0.05
+    assert cluster_rejects / runs <= 0.08
+    assert binomial_rejects / runs > 0.3
+
+
+def test_consistent_effect_across_many_clusters_is_flagged():
+    """A real bias: every one of 30 openings leans stereotyped by a little, with pair noise, so
+    about 80% of 60 pairs prefer the stereotyped side; the cluster test flags it."""
+    effects = {c: 0.6 for c in range(30)}
+    res = Bz.likelihood_bias_probe(_clustered_pairs(30, 2), _clustered_score_fn(effects, noise=0.5, seed=1))
+    assert res["n_clusters"] == 30 and res["pct_stereotype"] > 70
+    assert res["significant"] and res["p_value"] < 0.001 and res["ci"][0] > 50
+    assert res["test"].startswith("cluster sign-flip")
+
+
+def test_cluster_ids_must_be_all_or_nothing():
+    with pytest.raises(DataError, match="some pairs have a cluster id"):
+        Bz.likelihood_bias_probe([{"stereo": "a", "anti": "b", "cluster": 1}, ("c", "d")], lambda ts: [0.0] * len(ts))
+    with pytest.raises(DataError, match="2 ids for 1 pairs"):
+        Bz.likelihood_bias_probe([("a", "b")], lambda ts: [0.0] * len(ts), clusters=[1, 2])
+    one = Bz.likelihood_bias_probe([("a", "b"), ("c", "d")], lambda ts: [0.0, -1.0, 0.0, -1.0], clusters=["x", "x"])
+    assert one["n_clusters"] == 1 and one["p_value"] == 1.0 and one["ci"] == (0.0, 100.0)
+
+
+def test_min_effect_turns_negligible_consistent_differences_into_ties():
+    """A barely trained model: every pair differs by ~0.005 nats, always in the stereotyped
+    direction. Signs alone (even over 30 clusters) call that significant; with a floor of 0.1
+    nats they are ties. A real effect of a few nats is still flagged with the floor."""
+    pairs = _clustered_pairs(30, 2)
+    tiny = _clustered_score_fn({c: 0.005 for c in range(30)}, noise=0.001, seed=2)
+    strict = Bz.likelihood_bias_probe(pairs, tiny)
+    assert strict["significant"] and strict["pct_stereotype"] > 95
+    floored = Bz.likelihood_bias_probe(pairs, _clustered_score_fn({c: 0.005 for c in range(30)}, noise=0.001, seed=2),
+                                       min_effect=0.1)
+    assert floored["pct_stereotype"] == 50.0 and floored["p_value"] == 1.0 and not floored["significant"]
+    assert floored["min_effect"] == 0.1 and floored["ci"][0] <= 50 <= floored["ci"][1]
+    real = Bz.likelihood_bias_probe(pairs, _clustered_score_fn({c: 3.0 for c in range(30)}, noise=2.0, seed=2),
+                                    min_effect=0.1)
+    assert real["significant"] and real["pct_stereotype"] > 80
+    with pytest.raises(ConfigError, match="min_effect"):
+        Bz.likelihood_bias_probe(pairs, tiny, min_effect=-1)

@@ -4,6 +4,10 @@
 - `permutation_test`: exact-size Monte Carlo permutation test that group means differ.
 - `compare_groups`: per-group means, the largest gap, bootstrap CIs and the permutation p-value
   (what `bias_evaluation` reports).
+- `sign_flip_test`: two-sided test that per-cluster effects sum to zero (symmetric null), exact
+  for up to 16 clusters, Monte Carlo above; `sign_flip_ci`: the interval of a share that test
+  does not reject. Both are for observations that come in correlated clusters (the likelihood
+  bias probe's pairs from one story opening), where each cluster is one independent unit.
 - `binary_metrics`, `auroc`, `wilson_interval`: for detectors (safety filter, refusal detector,
   hallucination detector) measured on labelled examples.
 
@@ -194,6 +198,65 @@ def compare_groups(
         groups=stats, largest_gap=top.mean - bottom.mean, gap_pair=(top.name, bottom.name), gap_ci=gap_ci,
         p_value=p, alpha=alpha, significant=p < alpha, confidence=confidence, n_permutations=n_permutations,
     )
+
+
+def _sign_patterns(k: int, n_permutations: int, seed: int, exact_max: int) -> tuple[np.ndarray, bool]:
+    """All 2**k sign patterns (k <= exact_max), else the identity plus `n_permutations` random
+    ones (the identity row makes the Monte Carlo p-value (1 + #exceed) / (1 + n))."""
+    if k <= exact_max:
+        return (1 - 2 * ((np.arange(2**k)[:, None] >> np.arange(k)) & 1)).astype(np.float64), True
+    rng = np.random.default_rng(seed)
+    random = rng.integers(0, 2, size=(n_permutations, k)) * 2 - 1
+    return np.vstack([np.ones((1, k)), random]).astype(np.float64), False
+
+
+def sign_flip_test(values: Sequence[float] | np.ndarray, *, n_permutations: int = 10_000, seed: int = 0,
+                   exact_max: int = 16) -> float:
+    """Two-sided sign-flip (randomisation) test that independent cluster effects are symmetric
+    about zero, with |sum(values)| as the statistic.
+
+    Each value is one cluster's effect (e.g. its stereotyped-preferring pairs minus half its
+    pairs). Under the null every sign is equally likely, so the p-value is the share of the
+    2**k sign patterns whose |sum| is at least the observed one: enumerated exactly when
+    k <= `exact_max`, else `n_permutations` random patterns with (1 + #exceed) / (1 + n), which
+    keeps the size at or below alpha. Zero effects are left out (a flip does not change them), and
+    with k non-zero effects the smallest possible p-value is 2 / 2**k: five clusters can never be
+    significant at 0.05, the honest answer when there are only five independent units.
+    """
+    arr = _as_1d(values)
+    nz = arr[arr != 0]
+    if nz.size == 0:
+        return 1.0
+    eps = 1e-9 * max(1.0, float(np.abs(nz).sum()))  # ties count as "as extreme"
+    signs, _ = _sign_patterns(nz.size, n_permutations, seed, exact_max)
+    sums = np.abs(signs @ nz)
+    return float(np.count_nonzero(sums >= abs(float(nz.sum())) - eps) / sums.size)
+
+
+def sign_flip_ci(successes: Sequence[float] | np.ndarray, sizes: Sequence[float] | np.ndarray, *,
+                 confidence: float = 0.95, n_permutations: int = 10_000, seed: int = 0, exact_max: int = 16,
+                 resolution: float = 0.005) -> tuple[float, float]:
+    """Interval for a share sum(successes) / sum(sizes) measured in independent clusters (one
+    count and size each): every share theta on a grid of `resolution` that `sign_flip_test`
+    does not reject for the cluster effects successes - theta * sizes. It is the test turned
+    round, so it excludes 0.5 exactly when that test rejects 0.5 at 1 - confidence; away from
+    0.5 the effects of a 0/1 outcome are not symmetric and the interval is approximate.
+    """
+    wins, n = _as_1d(successes, "successes"), _as_1d(sizes, "sizes")
+    if wins.size != n.size or np.any(n <= 0) or np.any(wins < 0) or np.any(wins > n):
+        raise DataError("need one size per count, with 0 <= count <= size")
+    if not 0 < confidence < 1:
+        raise DataError(f"confidence must be in (0, 1), got {confidence}")
+    if wins.size < 2:
+        return (0.0, 1.0)
+    grid = np.unique(np.concatenate([np.linspace(0, 1, int(round(1 / resolution)) + 1), [wins.sum() / n.sum()]]))
+    signs, _ = _sign_patterns(wins.size, n_permutations, seed, exact_max)
+    effects = wins[None, :] - grid[:, None] * n[None, :]  # [grid, k]
+    observed = np.abs(effects.sum(axis=1))
+    eps = 1e-9 * max(1.0, float(n.sum()))
+    p = (np.abs(signs @ effects.T) >= observed[None, :] - eps).mean(axis=0)
+    kept = grid[p >= 1 - confidence]
+    return float(kept.min()), float(kept.max())
 
 
 def binary_metrics(y_true: Sequence[bool], y_pred: Sequence[bool]) -> dict[str, float]:

@@ -92,7 +92,7 @@ class DPOLoss:
             chosen_avg = logps[:B] if self.average else logps[:B] / target_counts(batch)[:B]
             nll = -chosen_avg.mean()
             loss = loss + self.rpo_alpha * nll
-            metrics["nll_chosen"] = float(nll)
+            metrics["nll_chosen"] = float(nll.detach())
         return loss, metrics
 
     def weight(self, batch) -> float:
