@@ -188,3 +188,28 @@ def test_quickstart_refuses_settings_its_folder_would_silently_ignore(capsys, tm
     assert f"{out} was made with --tokens 300,000;" in err and "--fresh" in err and len(err.strip().splitlines()) == 1
     assert main(["quickstart", "--out", str(out), "--tokens", "300k", "--vocab-size", "4096"]) == 1
     assert "made with --vocab-size 2048;" in capsys.readouterr().err
+
+
+def test_openmp_threads_sleep_only_on_a_busy_machine(monkeypatch, tmp_path):
+    import builtins
+
+    from llmlab.cli import main as entry
+
+    real_open = builtins.open
+
+    def fake_proc(running):
+        def fake_open(path, *args, **kwargs):
+            if path == "/proc/loadavg":
+                (tmp_path / "loadavg").write_text(f"0.50 0.40 0.30 {running}/300 4242\n")
+                return real_open(tmp_path / "loadavg", *args, **kwargs)
+            return real_open(path, *args, **kwargs)
+        return fake_open
+
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    monkeypatch.setattr(builtins, "open", fake_proc(1))  # only ourselves runnable
+    assert not entry._machine_is_busy()
+    monkeypatch.setattr(builtins, "open", fake_proc(3))  # two other tasks want a core
+    assert entry._machine_is_busy()
+    monkeypatch.setattr(builtins, "open", fake_proc(1))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")  # parallel test workers share the cores
+    assert entry._machine_is_busy()
