@@ -418,6 +418,7 @@ def test_saved_hf_dataset_folders_are_read_not_listed(tmp_path, monkeypatch):
     import types
 
     from llmlab.data.sources import iter_documents, resolve_sources
+    from llmlab.errors import DataError
 
     class FakeDataset:
         column_names = ("text",)
@@ -425,8 +426,11 @@ def test_saved_hf_dataset_folders_are_read_not_listed(tmp_path, monkeypatch):
         def __init__(self, rows):
             self.rows = rows
 
-        def __getitem__(self, name):
-            return self.rows
+        def __len__(self):
+            return len(self.rows)
+
+        def __getitem__(self, key):  # ds[a:b] is a dict of columns, as in `datasets`
+            return {"text": self.rows[key]} if isinstance(key, slice) else self.rows
 
     class FakeDatasetDict(dict):
         pass
@@ -444,6 +448,13 @@ def test_saved_hf_dataset_folders_are_read_not_listed(tmp_path, monkeypatch):
     sources = resolve_sources([str(tmp_path / "plain"), str(tmp_path / "dict")])
     assert [s.kind for s in sources] == ["hf_disk", "hf_disk"]
     assert list(iter_documents(sources)) == ["One.", "Two.", "Train doc."]
+    # DIR:split reads one split, e.g. the dataset's own held-out data for --val.
+    held_out = resolve_sources([f"{tmp_path / 'dict'}:test"])
+    assert held_out[0].split == "test" and list(iter_documents(held_out)) == ["Held out."]
+    with pytest.raises(DataError, match="has no split 'validation'"):
+        list(iter_documents(resolve_sources([f"{tmp_path / 'dict'}:validation"])))
+    with pytest.raises(DataError, match="not a DatasetDict"):
+        list(iter_documents(resolve_sources([f"{tmp_path / 'plain'}:train"])))
 
 
 def test_init_from_a_checkpoint_with_another_tokenizer_is_refused(shards, tmp_path, capsys, small_tokenizer):

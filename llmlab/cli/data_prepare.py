@@ -10,14 +10,14 @@ from llmlab.cli.common import emit, json_option, print_table
 @click.command("prepare")
 @click.option("--input", "inputs", multiple=True, required=True,
               help="Text to tokenise: files (.txt/.md/.jsonl/.parquet), directories, globs, a saved HF dataset "
-                   "folder, or hf:NAME[:SPLIT] (hub, opt-in). Repeatable. A tinyworld output folder keeps its "
+                   "folder (DIR:SPLIT picks a split of a DatasetDict; default train), or hf:NAME[:SPLIT] (hub, opt-in). Repeatable. A tinyworld output folder keeps its "
                    "own train/val split.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory for the shards.")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(), default=None,
               help="Use this tokenizer (a checkpoint or tokenizer directory, or a tokenizer.json).")
 @click.option("--train-tokenizer", is_flag=True, help="Train a new byte-level BPE tokenizer on the training text.")
 @click.option("--vocab-size", type=int, default=4096, show_default=True, help="Vocabulary size for --train-tokenizer.")
-@click.option("--val", "val_inputs", multiple=True, help="Validation text (same forms as --input); default: held-out documents.")
+@click.option("--val", "val_inputs", multiple=True, help="Validation text (same forms as --input, e.g. DIR:validation); default: held-out documents.")
 @click.option("--val-fraction", type=float, default=0.01, show_default=True, help="Fraction of documents held out for validation.")
 @click.option("--field", default="text", show_default=True, help="JSONL/Parquet field holding the text.")
 @click.option("--encoding-errors", type=click.Choice(["strict", "replace", "ignore"]), default="strict", show_default=True,

@@ -49,6 +49,12 @@ def resolve_sources(inputs: Sequence[str | Path]) -> list[Source]:
             sources.append(Source("hf_hub", name, split or "train"))
             continue
         path = Path(item)
+        folder, colon, split = item.rpartition(":")
+        if colon and not path.exists() and folder and is_hf_dataset_dir(Path(folder)):
+            # DIR:split picks one split of a saved DatasetDict (like hf:NAME:split on the hub), so
+            # `--input ds:train --val ds:validation` uses the dataset's own validation split.
+            sources.append(Source("hf_disk", folder, split))
+            continue
         if any(ch in item for ch in "*?["):
             matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
             files = [m for m in matches if m.is_file() and m.suffix.lower() in SUPPORTED]
@@ -144,12 +150,18 @@ def _read_hf_disk(source: Source, field: str, errors: str) -> Iterator[str]:
         raise DataError("reading a Hugging Face dataset folder needs `datasets`: pip install 'llmlab[datasets]'") from None
     ds = datasets.load_from_disk(source.location)
     if isinstance(ds, datasets.DatasetDict):
-        ds = ds["train"] if "train" in ds else next(iter(ds.values()))
+        if source.split is not None and source.split not in ds:
+            raise DataError(f"{source.location} has no split {source.split!r} (splits: {', '.join(ds)})")
+        ds = ds[source.split or ("train" if "train" in ds else next(iter(ds)))]
+    elif source.split is not None:
+        raise DataError(f"{source.location} is a single dataset, not a DatasetDict: drop ':{source.split}'")
     if field not in ds.column_names:
         raise DataError(f"{source.location} has no column {field!r} (columns: {', '.join(ds.column_names)})")
-    for value in ds[field]:
-        if isinstance(value, str):
-            yield value
+    # In batches: the arrow data is memory-mapped, and a whole column as one Python list is not.
+    for start in range(0, len(ds), 1000):
+        for value in ds[start:start + 1000][field]:
+            if isinstance(value, str):
+                yield value
 
 
 def _read_hf_hub(source: Source, field: str, errors: str) -> Iterator[str]:
