@@ -369,6 +369,11 @@ def fixed_batches(units: Sequence[Any], batch_size: int,
     return [collate(list(units[i:i + batch_size])) for i in range(0, len(units), batch_size)]
 
 
+def evaluated_units(units: Sequence[Any], batch_size: int, max_batches: int = 0) -> list:
+    """The units an evaluation scores: all of them, or those of its first `max_batches` batches."""
+    return list(units) if max_batches <= 0 else list(units[: max_batches * batch_size])
+
+
 def pad_id_for(tokenizer) -> int:
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if pad is None:

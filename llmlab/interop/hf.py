@@ -170,13 +170,7 @@ def _import_tokenizer(src: Path, cfg: ModelConfig, notes: list[str]):
 
 
 def _read_generation_config(src: Path, cfg: ModelConfig, notes: list[str]) -> dict[str, Any]:
-    file = src / "generation_config.json"
-    if not file.is_file():
-        return {}
-    try:
-        data = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{file} is not valid JSON: {exc}") from None
+    data = _load_json(src / "generation_config.json")
     kept = {k: v for k, v in data.items() if k in GENERATION_KEYS and v is not None}
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         ids = kept.get(key)

@@ -138,12 +138,10 @@ def collate_with_reference(pairs: Sequence, pad_id: int) -> dict[str, torch.Tens
 def make_eval_fn(val_pairs: Sequence, objective: DPOLoss, pad_id: int, device, batch_size: int,
                  max_batches: int = 0) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Validation loss, reward accuracy and margin, overall and by reason tag."""
-    from llmlab.data.sft import fixed_batches
+    from llmlab.data.sft import evaluated_units, fixed_batches
 
-    pairs = list(val_pairs)
+    pairs = evaluated_units(val_pairs, batch_size, max_batches)
     batches = fixed_batches(pairs, batch_size, lambda u: collate_with_reference(u, pad_id))
-    if max_batches > 0:
-        batches, pairs = batches[:max_batches], pairs[: max_batches * batch_size]
 
     def evaluate(model) -> dict[str, float]:
         losses, margins = [], []
@@ -189,13 +187,9 @@ def load_preference_pairs(cfg, tokenizer, max_len: int, template: str, log) -> t
     """Tokenised (train, validation) preference pairs for --data/--val-data."""
     from llmlab.data.formats import load_preferences
     from llmlab.data.sft import tokenize_preferences
-    from llmlab.train.sft import hold_out, resolve_split
+    from llmlab.train.sft import load_train_and_val
 
-    train_file, val_file = resolve_split(cfg.data, cfg.val_data, "preferences", cfg.tinyworld_seed)
-    train = load_preferences(train_file)
-    val = load_preferences(val_file) if val_file else None
-    if val is None:
-        train, val = hold_out(train, cfg.val_fraction, cfg.seed)
+    train, val, train_file = load_train_and_val(cfg, "preferences", load_preferences)
     train_pairs, skipped = tokenize_preferences(train, template, tokenizer, max_len, cfg.skip_long)
     val_pairs, _ = tokenize_preferences(val, template, tokenizer, max_len, True)
     if skipped:

@@ -65,13 +65,11 @@ class RewardLoss:
 def make_eval_fn(val_pairs: Sequence, objective: RewardLoss, pad_id: int, device, batch_size: int,
                  max_batches: int = 0) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Pairwise accuracy and mean margin on validation, overall and per reason tag."""
-    from llmlab.data.sft import collate_pairs, fixed_batches
+    from llmlab.data.sft import collate_pairs, evaluated_units, fixed_batches
     from llmlab.train.dpo import accuracy_by_reason
 
-    pairs = list(val_pairs)
+    pairs = evaluated_units(val_pairs, batch_size, max_batches)
     batches = fixed_batches(pairs, batch_size, lambda u: collate_pairs(u, pad_id))
-    if max_batches > 0:
-        batches, pairs = batches[:max_batches], pairs[: max_batches * batch_size]
 
     def evaluate(model) -> dict[str, float]:
         diffs, losses = [], []

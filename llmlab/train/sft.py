@@ -170,10 +170,6 @@ def plan_budget(cfg: FinetuneConfig, trainer: Trainer, units_per_epoch: int, uni
     trainer.plan(tokens_per_step)
 
 
-def limit(batches: list, n: int) -> list:
-    return batches if n <= 0 else batches[:n]
-
-
 # ---------------------------------------------------------------------------- the objective
 class SFTLoss:
     """Mean cross-entropy over target tokens; batches from `llmlab.data.sft` (packed or padded)."""
@@ -251,15 +247,22 @@ def run_sft(cfg: SFTConfig, resume: bool = False, log: Callable[[str], None] = p
         shutdown()
 
 
+def load_train_and_val(cfg: FinetuneConfig, kind: str, load: Callable[[Any], list]) -> tuple[list, list, Any]:
+    """Training and validation records of `kind` ("sft", "preferences") for --data/--val-data, with
+    --val-fraction held out when no validation file is given; also the training file, for logs."""
+    train_file, val_file = resolve_split(cfg.data, cfg.val_data, kind, cfg.tinyworld_seed)
+    train = load(train_file)
+    val = load(val_file) if val_file else None
+    if val is None:
+        train, val = hold_out(train, cfg.val_fraction, cfg.seed)
+    return train, val, train_file
+
+
 def load_sft_examples(cfg: FinetuneConfig, tokenizer, max_len: int, template: str, log) -> tuple[list, list, int]:
     from llmlab.data.formats import load_sft
     from llmlab.data.sft import tokenize_all
 
-    train_file, val_file = resolve_split(cfg.data, cfg.val_data, "sft", cfg.tinyworld_seed)
-    train = load_sft(train_file)
-    val = load_sft(val_file) if val_file else None
-    if val is None:
-        train, val = hold_out(train, cfg.val_fraction, cfg.seed)
+    train, val, train_file = load_train_and_val(cfg, "sft", load_sft)
     train_tok, skipped = tokenize_all(train, template, tokenizer, max_len, cfg.skip_long)
     val_tok, skipped_val = tokenize_all(val, template, tokenizer, max_len, True)
     if skipped:
@@ -270,7 +273,7 @@ def load_sft_examples(cfg: FinetuneConfig, tokenizer, max_len: int, template: st
 
 def _run_sft(cfg: SFTConfig, resuming: bool, device, dist, log) -> dict[str, Any]:
     from llmlab.data.sft import (
-        check_template, collate_padded, fixed_batches, pad_id_for, sft_batches,
+        check_template, collate_padded, evaluated_units, fixed_batches, pad_id_for, sft_batches,
     )
 
     model, tokenizer = load_start_model(cfg, device)
@@ -289,7 +292,8 @@ def _run_sft(cfg: SFTConfig, resuming: bool, device, dist, log) -> dict[str, Any
     batches = sft_batches(train, batch_size=cfg.batch_size, seq_len=seq_len, packing=cfg.packing, pad_id=pad,
                           seed=cfg.seed, rank=dist.rank, world_size=dist.world_size)
     objective = SFTLoss()
-    val_batches = limit(fixed_batches(val, cfg.batch_size, lambda u: collate_padded(u, pad)), cfg.eval_batches)
+    val_batches = fixed_batches(evaluated_units(val, cfg.batch_size, cfg.eval_batches), cfg.batch_size,
+                                lambda u: collate_padded(u, pad))
     prompts = []
     for ex in val[: cfg.samples]:
         text = tokenizer.decode(ex.input_ids[: ex.trained.index(True)])
