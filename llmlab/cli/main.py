@@ -33,8 +33,7 @@ def _machine_is_busy() -> bool:
 
 # OpenMP threads that spin while waiting make PyTorch many times slower when another process keeps
 # a core busy (measured here with the tiny model and one core busy: 5,840 tokens/s sleeping vs 3,160
-# spinning; up to 16x on larger runs), but on idle cores spinning is ~12% faster (12,100-12,400 vs
-# 11,000). So threads sleep only when the machine is busy when the command starts. Must be set before torch is first imported; an explicit setting wins.
+# spinning; README, Performance), but on idle cores spinning is ~12% faster (12,100-12,400 vs 11,000). So threads sleep only when the machine is busy when the command starts. Must be set before torch is first imported; an explicit setting wins.
 if "OMP_WAIT_POLICY" not in os.environ and _machine_is_busy():
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
