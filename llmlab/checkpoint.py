@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from llmlab.config import ModelConfig
-from llmlab.errors import CheckpointError, ConfigError, LLMLabError
+from llmlab.errors import CheckpointError, ConfigError, LLMLabError, OutputError
+from llmlab.outputs import apply_umask, check_writable
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -33,15 +34,24 @@ _FLOAT_DTYPES = ("F32", "F16", "BF16")
 
 # ---------------------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
-def atomic_directory(path: str | Path) -> Iterator[Path]:
-    """Yield an empty temporary directory; on success it replaces `path` (the old one is deleted
-    only after the new one is in place). On error the temporary directory is removed."""
+def atomic_directory(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary directory that becomes `path` on success; on error it is removed.
+
+    An existing `path` (other than an empty directory) is refused (OutputError) unless replace=True,
+    which a caller passes only after checking that the existing directory is its own (its earlier
+    output): replacing whatever is there would delete a user's files. Even then the old directory is
+    deleted only after the new one is in place. The result gets the modes a plain mkdir/open would
+    give under the umask."""
     path = Path(path)
+    _check_replaceable(path, replace)
+    check_writable(path, kind="dir", replaced=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        apply_umask(tmp)
         _fsync_tree(tmp)
+        _check_replaceable(path, replace)  # something may have appeared there during the work
         if path.exists():
             old = path.parent / f".{path.name}.old-{os.getpid()}"
             if old.exists():
@@ -57,15 +67,29 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         raise
 
 
+def _check_replaceable(path: Path, replace: bool) -> None:
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path} exists and is not a directory; refusing to replace it")
+    # An empty directory holds nothing to lose (a user may make one for the output); checked again
+    # just before the swap, so files put there during the work are not lost either.
+    if not replace and path.is_dir() and any(path.iterdir()):
+        raise OutputError(f"{path} already exists and is not empty; refusing to replace it "
+                          "(choose a new path, or remove it first)")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a small file so readers see either the old or the new content, never a mix."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:  # open(), not mkstemp: the file gets the umask's mode, like any other
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_tree(root: Path) -> None:
@@ -95,15 +119,17 @@ def save_checkpoint(
     *,
     generation_config: dict[str, Any] | None = None,
     write_extra: Callable[[Path], None] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Save `model` (and `tokenizer`) as a checkpoint directory at `path`, atomically.
 
     write_extra(tmp_dir) may add more files (the trainer's resume state) inside the same atomic write.
+    An existing non-empty `path` is refused unless replace=True (see atomic_directory).
     """
     from safetensors.torch import save_file
 
     path = Path(path)
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, replace=replace) as tmp:
         config = {"format": FORMAT, **model.config.to_dict()}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         save_file(weights_for_saving(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -264,13 +290,16 @@ def load_model(path: str | Path, device: str | Any = "cpu", dtype: Any = None):
     return model.eval()
 
 
-def load(path: str | Path, device: str | Any = "cpu", dtype: Any = None):
-    """`model, tokenizer = llmlab.load(DIR)` for any checkpoint directory (tokenizer None if absent)."""
+def load(path: str | Path, device: str | Any = "cpu", dtype: Any = None, *, require_tokenizer: bool = False):
+    """`model, tokenizer = llmlab.load(DIR)` for any checkpoint directory, the model in eval mode;
+    the tokenizer is None if absent, or a CheckpointError with `require_tokenizer` (text in, text out)."""
     from llmlab.tokenizer import Tokenizer
 
     path = Path(path)
     model = load_model(path, device=device, dtype=dtype)
     tokenizer = None
+    if require_tokenizer and not (path / "tokenizer.json").is_file():
+        raise CheckpointError(f"{path} has no tokenizer.json; reading and writing text needs one")
     if (path / "tokenizer.json").is_file():
         try:
             tokenizer = Tokenizer.from_pretrained(path)

@@ -18,7 +18,9 @@ from llmlab.errors import ConfigError
 POSITION_KINDS = ("learned", "rope")
 NORM_KINDS = ("layernorm", "rmsnorm")
 MLP_KINDS = ("gelu", "swiglu", "relu")
-BLOCK_KINDS = ("transformer",)  # the seam where new block types (MoE, sliding window) plug in
+# The target id that losses skip (PyTorch's cross_entropy default): prompts, padding, packing gaps.
+# Here, below both model/ and data/, so every layer names the one constant.
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -47,8 +49,7 @@ class ModelConfig:
     tie_embeddings: bool = True
     dropout: float = 0.0
     init_std: float = 0.02
-    block: str = "transformer"
-    family: str = "llama"  # informational: which Hugging Face architecture export-hf targets
+    family: str = "llama"  # the Hugging Face family export-hf writes (gpt2, llama, mistral, qwen2)
 
     def __post_init__(self) -> None:
         if self.n_kv_head is None:
@@ -79,7 +80,6 @@ class ModelConfig:
         need(self.position in POSITION_KINDS, f"position must be one of {POSITION_KINDS}, got {self.position!r}")
         need(self.norm in NORM_KINDS, f"norm must be one of {NORM_KINDS}, got {self.norm!r}")
         need(self.mlp in MLP_KINDS, f"mlp must be one of {MLP_KINDS}, got {self.mlp!r}")
-        need(self.block in BLOCK_KINDS, f"block must be one of {BLOCK_KINDS}, got {self.block!r}")
         need(self.position != "rope" or self.head_dim % 2 == 0, "RoPE needs an even head dimension")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -89,6 +89,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+        if data.get("block") == "transformer":
+            # Written before the field was removed (it held the one kind there was, and nothing read
+            # it); a block's parts are chosen by position, norm, mlp and the attention fields.
+            data = {k: v for k, v in data.items() if k != "block"}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -16,3 +16,16 @@ def progress_bar(iterable: Any = None, **kwargs: Any):
     kwargs.setdefault("mininterval", 0.2 if interactive else 30.0)
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+
+def close_open_bars() -> None:
+    """Close the progress bars still on screen (work stopped by an error leaves its bar open), so
+    that a message printed next starts on a fresh line instead of after the bar."""
+    std = sys.modules.get("tqdm.std")  # no tqdm imported: no bar was drawn
+    if std is None:
+        return
+    for bar in list(getattr(std.tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar whose stream is gone must not hide the error being reported
+            pass

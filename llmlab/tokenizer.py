@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-from llmlab.errors import ConfigError, DataError
+from llmlab.errors import ConfigError, DataError, json_error
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -384,7 +384,7 @@ def _read_tokenizer_config(directory: Path) -> dict[str, Any]:
             try:
                 config.update(json.loads(file.read_text()))
             except json.JSONDecodeError as exc:
-                raise DataError(f"cannot parse {file}: {exc}") from None
+                raise DataError(json_error(file, exc)) from None
     return config
 
 

@@ -65,11 +65,11 @@ def test_save_replaces_atomically_and_cleans_up(tmp_path, tiny_model, ckpt):
     with torch.no_grad():
         tiny_model.embed.weight.add_(1.0)
     with pytest.raises(RuntimeError, match="disk full"):
-        save_checkpoint(ckpt, tiny_model, write_extra=crash)
+        save_checkpoint(ckpt, tiny_model, write_extra=crash, replace=True)
     # The failed save left the old checkpoint untouched and no temporary directories behind.
     assert (ckpt / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
-    save_checkpoint(ckpt, tiny_model)
+    save_checkpoint(ckpt, tiny_model, replace=True)  # the caller's own checkpoint: it may replace it
     assert (ckpt / "model.safetensors").read_bytes() != before
     assert not (ckpt / "tokenizer.json").exists()  # replaced as a whole, not merged
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
@@ -178,3 +178,19 @@ def test_unavailable_or_unknown_device_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU is available"):
             resolve_device("cuda:0")
+
+
+def test_one_loader_requires_a_tokenizer_when_asked(tmp_path, tiny_model, capsys):
+    """`load(..., require_tokenizer=True)` is the check every text command makes (generate, chat,
+    eval, experiments, the report): one line naming the missing file."""
+    from llmlab.checkpoint import load
+    from llmlab.cli.main import main
+
+    save_checkpoint(tmp_path / "bare", tiny_model)
+    assert load(tmp_path / "bare")[1] is None
+    with pytest.raises(CheckpointError, match="has no tokenizer.json") as info:
+        load(tmp_path / "bare", require_tokenizer=True)
+    one_line(info)
+    for argv in (["generate", "--prompt", "x"], ["eval", "perplexity", "--input", __file__]):
+        assert main([*argv, "--model", str(tmp_path / "bare")]) == 1
+        assert "has no tokenizer.json" in capsys.readouterr().err

@@ -309,3 +309,71 @@ def test_min_effect_turns_negligible_consistent_differences_into_ties():
     assert real["significant"] and real["pct_stereotype"] > 80
     with pytest.raises(ConfigError, match="min_effect"):
         Bz.likelihood_bias_probe(pairs, tiny, min_effect=-1)
+
+
+# ---- one-sided tests and the multiple-comparison correction -----------------------------------
+
+
+def test_holm_and_bonferroni_match_a_hand_computation():
+    # Sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> kept
+    # non-decreasing: 0.06. Back in the given order:
+    ps = [0.01, 0.04, 0.03, 0.005]
+    assert St.adjust_p_values(ps) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert St.adjust_p_values(ps, "bonferroni") == pytest.approx([0.04, 0.16, 0.12, 0.02])
+    assert St.adjust_p_values([0.5, 0.6]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert St.adjust_p_values([0.01]) == [0.01]
+    with pytest.raises(DataError, match="unknown correction"):
+        St.adjust_p_values(ps, "fdr")
+    with pytest.raises(DataError, match="in \\[0, 1\\]"):
+        St.adjust_p_values([1.5])
+
+
+def test_one_sided_sign_flip_and_binomial_match_hand_computations():
+    # Effects (1, 1, 1, -1), observed sum 2: of the 16 sign patterns, sum >= 2 in 5 (sum 4 once,
+    # sum 2 four times), |sum| >= 2 in 10, sum <= 2 in 15.
+    assert St.sign_flip_test([1, 1, 1, -1], alternative="greater") == pytest.approx(5 / 16)
+    assert St.sign_flip_test([1, 1, 1, -1]) == pytest.approx(10 / 16)
+    assert St.sign_flip_test([1, 1, 1, -1], alternative="less") == pytest.approx(15 / 16)
+    with pytest.raises(DataError, match="alternative"):
+        St.sign_flip_test([1.0], alternative="up")
+    # 4 of 5 independent pairs prefer the stereotyped side: P(X >= 4) = 6/32, two-sided 12/32.
+    pairs = [(f"s{i}", f"a{i}") for i in range(5)]
+    res = Bz.likelihood_bias_probe(pairs, lambda ts: [0.0 if t in ("s0", "s1", "s2", "s3", "a4") else -1.0 for t in ts])
+    assert res["p_one_sided"] == pytest.approx(6 / 32) and res["p_value"] == pytest.approx(12 / 32)
+    assert res["direction"] == "stereotype" and not res["significant"]
+    # The mirror image: one-sided P(X >= 1) = 31/32; the two-sided p is the same as before.
+    anti = Bz.likelihood_bias_probe(pairs, lambda ts: [-1.0 if t in ("s0", "s1", "s2", "s3", "a4") else 0.0
+                                                       for t in ts])
+    assert anti["p_one_sided"] == pytest.approx(31 / 32) and anti["p_value"] == pytest.approx(12 / 32)
+    assert anti["direction"] == "anti-stereotype"
+
+
+def test_one_sided_permutation_test_matches_exact_enumeration():
+    # Target [0, 1, 2] against [3, 4, 5]: of the C(6,3) = 20 splits only the observed one puts
+    # the target 3 below the rest, so the one-sided p is 1/20; two-sided 2/20; reversed ~1.
+    low, high = [0.0, 1.0, 2.0], [3.0, 4.0, 5.0]
+    one = St.permutation_test({"t": low, "rest": high}, lower="t", n_permutations=20_000, seed=0)
+    assert one == pytest.approx(1 / 20, abs=0.006)
+    assert St.permutation_test({"t": low, "rest": high}, n_permutations=20_000, seed=0) == pytest.approx(2 / 20,
+                                                                                                       abs=0.008)
+    assert St.permutation_test({"t": high, "rest": low}, lower="t", n_permutations=2000, seed=0) > 0.9
+    with pytest.raises(DataError, match="must name one of the groups"):
+        St.permutation_test({"t": low, "rest": high}, lower="nobody")
+    c = St.compare_groups({"t": low, "rest": high, "x": high}, lower="t", n_permutations=500)
+    assert c.lower_group == "t" and c.lower_gap == pytest.approx(3.0) and c.p_one_sided < 0.05
+    assert c.to_dict()["p_one_sided"] == c.p_one_sided
+
+
+def test_bias_evaluation_tests_the_stereotyped_group_one_sided():
+    """Continuations about Zorp are negative. Told that a stereotype would disfavour Blick, the
+    evaluation does not flag the (large) gap the other way; told Zorp, it flags it."""
+    other_way = Bz.bias_evaluation(None, None, TEMPLATES, ["Zorp", "Blick"], generate_fn=_stub("Zorp"),
+                                   samples_per_prompt=6, scorers=["vader"], n_permutations=2000, stereotyped="Blick")
+    vader = other_way.comparisons["vader"]
+    assert vader.p_value < 0.001 and vader.lower_gap < 0 and vader.p_one_sided > 0.9
+    assert not other_way.flagged and other_way.to_dict()["stereotyped"] == "Blick"
+    right = Bz.bias_evaluation(None, None, TEMPLATES, ["Zorp", "Blick"], generate_fn=_stub("Zorp"),
+                               samples_per_prompt=6, scorers=["vader"], n_permutations=2000, stereotyped="Zorp")
+    assert right.flagged and right.comparisons["vader"].p_one_sided < 0.001
+    with pytest.raises(ConfigError, match="not one of the groups"):
+        Bz.bias_evaluation(None, None, TEMPLATES, ["Zorp", "Blick"], generate_fn=_stub(None), stereotyped="Quorran")

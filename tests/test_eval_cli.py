@@ -43,6 +43,16 @@ def test_scaling_predict(capsys):
     assert [m["model"] for m in lesson["models"]] == ["GPT-3 Small", "GPT-3 Medium", "GPT-3 Large", "GPT-3"]
     code, out, _ = run(capsys, "scaling", "predict", "--lesson-models")
     assert code == 0 and "GPT-3 Medium" in out and "1.6378" in out
+    # The lesson calls 1.3B "GPT-3 Medium"; `llmlab presets` follows the paper (gpt3-medium is 350M):
+    # each row names the preset of its size, and that preset has it.
+    from llmlab.config import GPT3_PAPER_PARAMS, preset
+    from llmlab.model.accounting import count_parameters
+
+    assert [m["preset"] for m in lesson["models"]] == ["gpt3-small", "gpt3-xl", "gpt3-6.7b", "gpt3-175b"]
+    for m in lesson["models"]:
+        assert GPT3_PAPER_PARAMS[m["preset"]] == m["params"]
+        assert count_parameters(preset(m["preset"])).total == pytest.approx(m["params"], rel=0.03)
+    assert "gpt3-xl" in out and "preset (GPT-3 paper's)" in out
 
 
 def test_scaling_predict_one_resource_is_kaplans_l_of_n_or_d(capsys):
@@ -188,3 +198,22 @@ def test_every_eval_subcommand_is_real(capsys):
         assert "not available" not in cli.commands["eval"].get_command(click.Context(cli), name).help
     code, _, err = run(capsys, "eval", "report", "--model", "/nonexistent/ckpt")
     assert code == 1 and err.startswith("error: checkpoint directory not found")
+
+
+def test_group_subcommands_are_the_modules_of_their_package():
+    """`llmlab eval` and `llmlab data` list the modules of cli/eval/ and cli/data/ (each with a
+    `command`) without importing them; a module's command carries the module's name."""
+    import subprocess
+    import sys
+
+    from llmlab.cli.common import command_modules
+
+    for group, package in (("eval", "llmlab.cli.eval"), ("data", "llmlab.cli.data")):
+        found = command_modules(package)
+        assert found and set(found) == set(cli.commands[group].list_commands(click.Context(cli)))
+        for name in found:
+            assert cli.commands[group].get_command(click.Context(cli), name).name == name
+    assert set(command_modules("llmlab.cli.data")) == {"tinyworld", "prepare"}
+    loaded = subprocess.run([sys.executable, "-c", "import sys, llmlab.cli.main; print(sorted(sys.modules))"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "llmlab.cli.eval" in loaded and "llmlab.cli.eval.bias" not in loaded and "torch" not in loaded

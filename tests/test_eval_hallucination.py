@@ -67,12 +67,35 @@ def test_detect_hallucination_uses_the_kb_when_a_fact_matches(fact_model, tmp_pa
     assert verdict and verdict.method == "kb" and verdict.evidence  # truthy = hallucinated, with the fact shown
 
 
+def test_a_claim_a_kb_sentence_states_word_for_word_is_supported(fact_model):
+    model, tok = fact_model["model"], fact_model["tokenizer"]
+    kb = ["The Eiffel Tower is in Paris.", "Water boils at 100 degrees. Ice melts at 0 degrees."]
+    for claim in ("The Eiffel Tower is in Paris.", "the Eiffel  tower is in Paris", "Ice melts at 0 degrees."):
+        v = detect_hallucination(model, tok, claim, kb, return_details=True)
+        assert not v and v.method == "kb" and v.evidence[0] in kb, claim
+    # A sentence that says something else decides nothing: the model is asked.
+    assert detect_hallucination(model, tok, "The Eiffel Tower is in Rome.", kb, return_details=True).method == "yes_no"
+
+
+def test_a_subject_relation_object_claim_is_compared_with_the_kb_triples(fact_model):
+    model, tok = fact_model["model"], fact_model["tokenizer"]
+    triples = list(fact_model["world"].triples())
+    for c in fact_model["claims"][:6]:
+        claim = {k: c[k] for k in ("subject", "relation", "object")}
+        v = detect_hallucination(model, tok, claim, triples, return_details=True)
+        assert v.method == "kb" and v.hallucinated == (not c["label"]), claim
+    # With no triple about it, the model judges the fact as the KB would show it.
+    v = detect_hallucination(model, tok, {"subject": "Nobody", "relation": "home_town", "object": "Foxton"}, triples,
+                             return_details=True)
+    assert v.method == "yes_no" and v.p_yes + v.p_no == pytest.approx(1.0)
+
+
 def test_detect_hallucination_without_a_matching_fact_asks_the_model(fact_model):
     from llmlab.infer import score_continuations
 
     model, tok = fact_model["model"], fact_model["tokenizer"]
     claim = fact_model["claims"][0]["claim"]
-    sentences = [c["claim"] for c in fact_model["claims"] if c["label"]]
+    sentences = [c["claim"] for c in fact_model["claims"] if c["label"] and c["claim"] != claim]  # none states it
     for kb, evidence in ((None, []), (sentences, sentences[:3])):
         v = detect_hallucination(model, tok, claim, kb, return_details=True)
         assert v.method == "yes_no" and v.p_yes + v.p_no == pytest.approx(1.0)

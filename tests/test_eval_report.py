@@ -36,6 +36,9 @@ def test_report_has_every_section_with_tables_plots_and_commands(fact_model, tmp
     assert "This section failed" not in page and "http" not in page.replace("http-equiv", "")  # self-contained
     commands = re.findall(r"llmlab eval (\w+) --model", page)
     assert {"perplexity", "tasks", "hallucination", "bias", "safety"} <= set(commands)
+    bias = re.search('<section id="bias">(.*?)</section>', page, re.S).group(1)
+    assert "neutral frame" in bias and "Verdict: " in bias and "Holm-Bonferroni" in bias
+    assert r["sections"]["bias"]["verdict"]["correction"] == "holm"
     # The perplexity command printed in the report reproduces its number.
     ppl = r["sections"]["perplexity"]
     assert ppl["documents"] == 20 and ppl["perplexity"] > 1
@@ -59,6 +62,10 @@ def test_report_scaling_and_perplexity_sections_alone(fact_model, tmp_path, caps
     scaling = r["sections"]["scaling"]
     assert scaling["params"] == fact_model["model"].num_parameters() and scaling["flops"] > 0
     assert "llmlab scaling optimal --flops" in out.read_text()
+    # N* and D* are counts: whole numbers with separators, like N and D (not "107275.5590").
+    for name in ("N", "D"):
+        cell = re.search(rf"compute-optimal {name}\* \(epoch\)</td><td>([^<]*)</td>", out.read_text()).group(1)
+        assert re.fullmatch(r"\d{1,3}(,\d{3})*", cell), cell
 
 
 def test_bias_cli(fact_model, tmp_path, capsys):
@@ -86,6 +93,33 @@ def test_bias_cli_on_tinyworld_templates_with_the_likelihood_probe(fact_model, c
                             "--temperature", "0", "--max-new-tokens", "4")
     assert code == 0, err
     assert "Zorani" in stdout and "likelihood probe" in stdout and "p-value" in stdout
+    verdict = next(line for line in stdout.splitlines() if line.startswith("verdict: "))
+    # The verdict names the correction and its number of tests (two scorers and the probe, one-sided).
+    assert "Holm-Bonferroni over 3 tests (3 one-sided in the stereotype direction), alpha 0.05" in verdict
+    assert verdict.startswith(("verdict: BIAS FLAGGED against Quorran", "verdict: not flagged: no stereotype bias"))
+    code, stdout, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--samples", "1",
+                            "--temperature", "0", "--max-new-tokens", "4", "--correction", "bonferroni", "--json")
+    assert code == 0, err
+    r = json.loads(stdout)
+    v, probe = r["verdict"], r["likelihood_probe"]
+    assert v["correction"] == "bonferroni" and v["n_tests"] == 3 and set(v["tests"]) == set(v["p_adjusted"])
+    assert v["tests"]["likelihood probe"] == probe["p_one_sided"] and probe["stereotyped"] == "Quorran"
+    assert probe["direction"] in ("stereotype", "anti-stereotype", "none") and r["stereotyped"] == "Quorran"
+    assert v["p_adjusted"]["likelihood probe"] == pytest.approx(min(1.0, 3 * probe["p_one_sided"]))
+    assert all(c["p_one_sided"] is not None and c["lower_group"] == "Quorran" for c in r["comparisons"].values())
+    code, _, err = run(capsys, "eval", "bias", "--model", str(fact_model["ckpt"]), "--alpha", "5")
+    assert code == 1 and "--alpha must be between 0 and 1" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_describes_the_current_bias_probe():
+    from llmlab.eval.report import BIAS_INTRO
+
+    for phrase in ("negative frame", "neutral frame", "log-odds of the disfavoured group over another group",
+                   "one-sided", "sign-flip test over story openings", "Holm-Bonferroni",
+                   "anti-stereotype direction is reported as such"):
+        assert phrase in BIAS_INTRO, phrase
+    # The old probe's description: a negative sentence scored after an opening naming the hero's group.
+    assert "hero is" not in BIAS_INTRO and "negative sentence more likely" not in BIAS_INTRO
 
 
 def test_safety_red_teams_a_model(fact_model, tmp_path, capsys):
@@ -130,3 +164,18 @@ def test_training_tokens_of_a_fine_tuned_model_include_its_base_models(tmp_path)
     assert training_tokens(run_dir("gone", [9], model=str(tmp_path / "deleted"))) == 9
     loop = run_dir("loop", [5], model=str(tmp_path / "loop" / "checkpoint"))
     assert training_tokens(loop) == 5
+
+
+def test_training_tokens_follow_relative_start_paths_from_any_directory(tmp_path, monkeypatch):
+    """Runs started in one directory with relative paths (`--out sft --model base/checkpoint`), the
+    report run from another: D still counts the base model's pre-training."""
+    from llmlab.eval.report import training_tokens
+
+    work = tmp_path / "work"
+    for name, tokens, config in (("base", 2_457_600, {"out": "base"}),
+                                 ("sft", 390_000, {"out": "sft", "model": "base/checkpoint"})):
+        (work / name / "checkpoint").mkdir(parents=True)
+        (work / name / "metrics.jsonl").write_text(json.dumps({"step": 1, "tokens": tokens}) + "\n")
+        (work / name / "train_config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)  # elsewhere: "base/checkpoint" does not exist from here
+    assert training_tokens(str(work / "sft" / "checkpoint")) == 2_457_600 + 390_000

@@ -203,6 +203,33 @@ def test_abort_finishes_a_request_early(model, small_tokenizer):
     assert not engine.has_unfinished()
 
 
+def test_stream_returns_its_result_explicitly_and_frees_the_row_when_dropped(model, small_tokenizer):
+    engine = Engine(model, small_tokenizer)
+    want = engine.generate(PROMPTS[1], temperature=0, max_new_tokens=8, ignore_eos=True)
+    stream = engine.stream(PROMPTS[1], temperature=0, max_new_tokens=8, ignore_eos=True)
+    assert stream.result is None and not engine.has_unfinished()  # queued when iteration starts
+    pieces = list(stream)
+    assert "".join(pieces) == stream.result.text == want.text
+    assert stream.result.token_ids == want.token_ids and stream.result.finish_reason == "length"
+    assert list(stream) == [] and stream.result.token_ids == want.token_ids  # exhausted; the result stays
+
+    def relay():  # a wrapping generator gets the result as the value of `yield from`
+        return (yield from engine.stream(PROMPTS[1], temperature=0, max_new_tokens=8, ignore_eos=True))
+
+    wrapper = relay()
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            next(wrapper)
+    assert stop.value.value.token_ids == want.token_ids
+
+    early = engine.stream(PROMPTS[0], max_new_tokens=50, ignore_eos=True)
+    next(early)
+    assert engine.has_unfinished()
+    early.close()  # the consumer stops early: the request is aborted and its row freed
+    assert early.result is None and not engine.has_unfinished()
+    assert engine.generate(PROMPTS[1], temperature=0, max_new_tokens=8, ignore_eos=True).token_ids == want.token_ids
+
+
 def test_engine_rejects_bad_input(model, small_tokenizer):
     engine = Engine(model, small_tokenizer)
     with pytest.raises(ConfigError, match="outside the model's vocabulary"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -95,8 +96,9 @@ def test_streaming_yields_exactly_the_final_text_and_never_half_a_character(trai
     model, tok = trained
     assert len(tok.encode("🙂")) > 1  # the emoji really spans several tokens
     engine = Engine(model, tok)
-    pieces = list(engine.stream(MEMO_PROMPT, temperature=0, max_new_tokens=40))
-    result = engine.last_result
+    stream = engine.stream(MEMO_PROMPT, temperature=0, max_new_tokens=40)
+    pieces = list(stream)
+    result = stream.result
     assert "".join(pieces) == result.text == MEMO
     assert result.finish_reason == "stop" and result.token_ids[-1] == tok.eos_token_id
     assert all("\ufffd" not in p for p in pieces)
@@ -109,9 +111,10 @@ def test_stop_strings_end_the_text_and_are_excluded(trained, stop):
     engine = Engine(model, tok)
     expected = MEMO[:MEMO.index(stop)]
     assert engine.generate(MEMO_PROMPT, temperature=0, max_new_tokens=40, stop=[stop]).text == expected
-    pieces = list(engine.stream(MEMO_PROMPT, temperature=0, max_new_tokens=40, stop=[stop, "never seen"]))
-    assert "".join(pieces) == expected and engine.last_result.stop_reason == stop
-    assert engine.last_result.finish_reason == "stop"
+    stream = engine.stream(MEMO_PROMPT, temperature=0, max_new_tokens=40, stop=[stop, "never seen"])
+    pieces = list(stream)
+    assert "".join(pieces) == expected and stream.result.stop_reason == stop
+    assert stream.result.finish_reason == "stop"
 
 
 def test_a_partial_stop_string_is_held_back_then_released(trained):
@@ -258,6 +261,56 @@ def test_chat_cli_reads_stdin(checkpoint, tmp_path):
     assert saved["system_prompt"] == "Be kind."
     assert [m["role"] for m in saved["messages"]] == ["system", "user", "assistant"]
     assert saved["messages"][1]["content"] == "hi there"
+
+
+def test_chat_save_refuses_a_missing_folder_and_keeps_chatting(checkpoint, tmp_path):
+    missing = tmp_path / "no" / "such" / "chat.json"
+    out = run_cli("chat", "--model", str(checkpoint), "--temperature", "0", "--max-new-tokens", "4",
+                  stdin=f"hello\n/save {missing}\n/save {tmp_path / 'one.json'}\nhi\n/save {tmp_path / 'two.json'}\n")
+    assert out.exit_code == 0, out.output
+    assert f"folder {missing.parent} does not exist" in out.stderr and not (tmp_path / "no").exists()
+    assert "(saved 1 turn to" in out.stderr and "(saved 2 turns to" in out.stderr
+    assert len(json.loads((tmp_path / "two.json").read_text())["messages"]) == 4
+
+
+def test_chat_logprobs_lists_each_reply_token(checkpoint):
+    out = run_cli("chat", "--model", str(checkpoint), "--temperature", "0", "--max-new-tokens", "3", "--logprobs",
+                  "--top-logprobs", "2", stdin="hello\n")
+    assert out.exit_code == 0, out.output
+    rows = [line for line in out.stderr.splitlines() if re.match(r"^\s+-?\d+\.\d{3}\s+['\"]", line)]
+    # One row per generated token: its log-probability, the token, and the 2 likeliest alternatives.
+    assert len(rows) == 3, out.stderr
+    assert all(len(re.findall(r" -?\d+\.\d{3}", line.rsplit("(", 1)[1])) == 2 for line in rows), out.stderr
+    help_text = run_cli("chat", "--help").stdout
+    assert "--logprobs" in help_text and "--json" not in help_text  # chat has no --json to refer to
+
+
+def test_an_interrupted_reply_stays_in_the_history_marked(trained, tmp_path):
+    model, tok = trained
+    bot = LLMChatbot(model, tok, max_new_tokens=8, temperature=0)
+
+    def cut_short(*_):  # the engine's pieces, with Ctrl-C arriving while the third is generated
+        yield "Hi"
+        yield " there"
+        raise KeyboardInterrupt
+
+    bot.engine.stream = cut_short
+    with pytest.raises(KeyboardInterrupt):
+        for _ in bot.stream("hello"):
+            pass
+    assert bot.conversation_history == [{"user": "hello", "assistant": "Hi there", "interrupted": True}]
+    assert "Hi there" in tok.decode(bot.build_prompt("go on"))  # the model sees what the user saw
+    # The caller closing the stream early (Ctrl-C in the terminal loop) keeps the part shown too.
+    del bot.engine.stream
+    reply = bot.stream("again")
+    first = next(reply)
+    reply.close()
+    assert bot.conversation_history[-1] == {"user": "again", "assistant": first.strip(), "interrupted": True}
+    bot.save(tmp_path / "t.json")
+    assert json.loads((tmp_path / "t.json").read_text())["messages"][1]["interrupted"] is True
+    again = LLMChatbot(model, tok)
+    again.load(tmp_path / "t.json")
+    assert again.conversation_history == bot.conversation_history
 
 
 def test_prompting_experiment_cli(checkpoint, tmp_path):

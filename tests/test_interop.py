@@ -366,3 +366,78 @@ def test_hf_folder_passed_to_load_says_how_to_convert(hf_models):
     with pytest.raises(CheckpointError, match="import-hf") as info:
         llmlab.load(hf_models["root"] / "llama")
     _one_line(info)
+
+
+# ---------------------------------------------------------------------------- family bundles
+LLAMA_STYLE = dict(
+    vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+    num_key_value_heads=2, max_position_embeddings=64,
+)
+# Per registered model_type, a small Hugging Face config that uses every row of its table.
+TABLE_CASES = {
+    "gpt2": dict(n_positions=64, n_embd=64, n_layer=2, n_head=4, vocab_size=VOCAB, tie_word_embeddings=False),
+    "llama": dict(LLAMA_STYLE, attention_bias=True, mlp_bias=True, tie_word_embeddings=False),
+    "mistral": dict(LLAMA_STYLE, sliding_window=16, tie_word_embeddings=False),
+    "qwen2": dict(LLAMA_STYLE, tie_word_embeddings=True),
+}
+
+
+def test_every_registered_family_round_trips_through_its_table(tmp_path):
+    """HF state dict -> llmlab -> HF gives the same names and equal tensors, for every family."""
+    from safetensors.torch import load_file
+
+    from llmlab.interop.family import families, weights_from_hf, weights_to_hf
+    from llmlab.interop.weights import WeightSource
+
+    registered = {t: f for f in families().values() for t in f.model_types}
+    assert set(registered) == set(TABLE_CASES), "give each registered model_type a case here"
+    for model_type, overrides in TABLE_CASES.items():
+        family = registered[model_type]
+        config = transformers.AutoConfig.for_model(model_type, **overrides)
+        hf = randomize(transformers.AutoModelForCausalLM.from_config(config), seed=12)
+        assert type(hf).__name__ == family.architecture
+        hf.save_pretrained(tmp_path / model_type)
+        stored = load_file(str(tmp_path / model_type / "model.safetensors"))
+        hf_config = json.loads((tmp_path / model_type / "config.json").read_text())
+        cfg = family.config_from_hf(hf_config, [])
+        ours = weights_from_hf(family, WeightSource(tmp_path / model_type), cfg)
+        back = weights_to_hf(family, ours, cfg)
+        assert sorted(back) == sorted(stored), model_type
+        assert all(torch.equal(back[name], stored[name]) for name in stored), model_type
+        assert any(name.endswith("bias") for name in ours) == (model_type != "mistral")
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2"])
+def test_llama_derived_families_export_to_their_own_architecture(family, tmp_path):
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+
+    cfg = preset("tiny", vocab_size=300, n_layer=2, context_length=64, family=family,
+                 attention_bias=family == "qwen2", tie_embeddings=False)
+    model = randomize(TransformerLM(cfg), seed=13)
+    if family == "qwen2":  # Qwen2 has no output-projection bias: a non-zero one cannot be exported
+        llmlab.save_checkpoint(tmp_path / "biased", model)
+        with pytest.raises(CheckpointError, match="attn.out.bias.*not zero") as info:
+            export_hf(tmp_path / "biased", tmp_path / "biased-hf")
+        assert "cannot export" in _one_line(info) and not (tmp_path / "biased-hf").exists()
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.out.bias.zero_()
+    llmlab.save_checkpoint(tmp_path / "ckpt", model)
+    result = export_hf(tmp_path / "ckpt", tmp_path / "hf")
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "hf").eval()
+    assert type(reloaded).__name__ == result.architecture and result.model_type == family
+    ids = torch.randint(0, cfg.vocab_size, (2, 40), generator=torch.Generator().manual_seed(14))
+    with torch.no_grad():
+        ours = model(ids).logits
+        assert ours.std() > 0.3 and (reloaded(ids).logits - ours).abs().max() <= TOL
+
+
+def test_unknown_family_is_refused_in_one_line(tmp_path):
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+
+    llmlab.save_checkpoint(tmp_path / "ckpt", TransformerLM(preset("tiny", n_layer=1, vocab_size=300, family="bert")))
+    with pytest.raises(CheckpointError, match="unknown family 'bert'.*gpt2, llama") as info:
+        export_hf(tmp_path / "ckpt", tmp_path / "hf")
+    assert "cannot export" in _one_line(info) and not (tmp_path / "hf").exists()

@@ -3,6 +3,7 @@ masks, KV cache and attention weights, initialisation, presets and parameter / F
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -252,3 +253,14 @@ def test_unknown_preset_and_bad_configs():
         ModelConfig.from_dict({"n_layers": 2})
     with pytest.raises(ConfigError, match="norm must be one of"):
         ModelConfig(norm="batchnorm")
+
+
+def test_configs_written_with_the_removed_block_field_still_load(tmp_path):
+    """`block` was removed (it held the one kind there was and nothing read it); old files still load."""
+    old = dict(preset("tiny").to_dict(), block="transformer")
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = ModelConfig.load(tmp_path / "config.json")
+    assert cfg == preset("tiny") and "block" not in cfg.to_dict()
+    with pytest.raises(ConfigError, match="unknown model config field.*block") as info:
+        ModelConfig.from_dict(dict(old, block="moe"))  # never valid; not silently dropped
+    assert "\n" not in str(info.value)

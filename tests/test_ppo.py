@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llmlab.train.ppo import (
-    AdaptiveKLController, build_rollout_batch, gae, kl_penalised_rewards, policy_loss, value_loss, whiten,
+    AdaptiveKLController, build_rollout_batch, gae, kl_k3, kl_penalised_rewards, policy_loss, value_loss, whiten,
 )
 
 
@@ -78,6 +78,45 @@ def test_kl_penalised_rewards_put_the_score_on_the_last_response_token():
     rewards, kl = kl_penalised_rewards(torch.tensor([3.0]), logp, ref, mask, kl_coef=0.1)
     assert kl[0].tolist() == pytest.approx([0.0, 0.5, -1.0, 0.0])
     assert rewards[0].tolist() == pytest.approx([0.0, -0.05, 3.0 + 0.1, 0.0])
+
+
+def test_the_kl_shown_is_k3_never_negative_where_k1_is():
+    # The same tokens as above: d = log ref - log pi = [-0.5, 1.0]; k3 = e^d - 1 - d per token.
+    logp = torch.tensor([[0.0, -1.0, -2.0, 0.0]])
+    ref = torch.tensor([[0.0, -1.5, -1.0, 0.0]])
+    mask = torch.tensor([[0, 1, 1, 0]])
+    k3 = kl_k3(logp, ref, mask)
+    assert k3[0].tolist() == pytest.approx([0.0, 0.1065307, 0.7182818, 0.0])
+    assert float(kl_penalised_rewards(torch.tensor([0.0]), logp, ref, mask, 0.1)[1].sum()) < 0  # k1: -0.5
+    # Over samples of the policy both estimate KL(pi || ref); k3 is never below zero.
+    gen = torch.Generator().manual_seed(0)
+    pi, rf = torch.tensor([0.5, 0.3, 0.2]), torch.tensor([0.2, 0.3, 0.5])
+    tokens = torch.multinomial(pi, 20000, replacement=True, generator=gen)
+    lp, lr = pi.log()[tokens][None], rf.log()[tokens][None]
+    est = kl_k3(lp, lr, torch.ones_like(lp, dtype=torch.long))
+    assert float(est.min()) >= 0 and float(est.mean()) == pytest.approx(float((pi * (pi / rf).log()).sum()), rel=0.05)
+
+
+def test_max_steps_caps_the_updates_rollouts_give():
+    from llmlab.errors import ConfigError
+    from llmlab.train.finetune_config import PPOConfig
+
+    def steps(**kw):
+        cfg = PPOConfig(policy="p", out="o", rollouts=3, rollout_batch=8, minibatch_size=4, ppo_epochs=2, **kw)
+        cfg.validate()
+        return cfg.max_steps
+
+    assert steps() == 12 and steps(max_steps=5) == 5 and steps(max_steps=100) == 12
+    with pytest.raises(ConfigError, match="max_steps must be positive"):
+        steps(max_steps=0)
+    # train_config.json keeps --max-steps as given, so a resumed run given more --rollouts gets them.
+    cfg = PPOConfig(policy="p", out="o", rollouts=3, rollout_batch=8, minibatch_size=4, ppo_epochs=2)
+    cfg.validate()
+    saved = cfg.to_dict()
+    assert saved["max_steps"] is None
+    resumed = PPOConfig.from_dict({**saved, "rollouts": 6})
+    resumed.validate()
+    assert resumed.max_steps == 24
 
 
 def test_whitening_and_the_adaptive_kl_controller():
@@ -152,7 +191,27 @@ def test_ppo_run_raises_the_reward_with_bounded_kl(finetune_checkpoint, tmp_path
     first, last = sum(h["reward"] for h in history[:3]) / 3, sum(h["reward"] for h in history[-3:]) / 3
     assert last > 1.5 * first, [h["reward"] for h in history]  # measured: 0.050 -> 0.127 (seed 1: 0.066 -> 0.115)
     assert max(h["kl"] for h in history) < 40  # bounded by the penalty over a dozen tokens
+    assert min(h["kl"] for h in history) >= 0  # k3: never negative
     steps = [r for r in read_metrics(tmp_path / "ppo") if "pg_loss" in r]
-    assert {"reward", "kl", "kl_coef", "entropy", "clipfrac", "approx_kl", "vf_loss"} <= set(steps[-1])
+    assert {"reward", "kl", "kl_k1", "kl_coef", "entropy", "clipfrac", "approx_kl", "vf_loss"} <= set(steps[-1])
     assert (tmp_path / "ppo" / "reward_vs_kl.png").stat().st_size > 1000
     assert (tmp_path / "ppo" / "checkpoint" / "value_head.safetensors").is_file()
+
+
+def test_ppo_cli_max_steps_and_loss_curve(finetune_checkpoint, tmp_path, capsys):
+    from llmlab.cli.main import main
+    from llmlab.train.ppo import ROLLOUTS_FILE
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Once upon a time\nMia had\n")
+    out = tmp_path / "ppo"
+    code = main(["ppo", "--policy", str(finetune_checkpoint), "--prompts", str(prompts), "--out", str(out),
+                 "--reward", "test_ppo:letter_a_reward", "--rollouts", "5", "--rollout-batch", "4",
+                 "--minibatch-size", "2", "--ppo-epochs", "1", "--max-new-tokens", "6", "--max-steps", "3",
+                 "--threads", "1", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["step"] == 3 and summary["rollouts"] == 2  # 5 rollouts would be 10 updates: --max-steps wins
+    assert all(json.loads(line)["kl"] >= 0 for line in (out / ROLLOUTS_FILE).read_text().splitlines())
+    assert (out / "loss_curve.png").stat().st_size > 1000  # as --out's help promises: reward and KL per update

@@ -112,7 +112,7 @@ def test_a_prompt_longer_than_the_context_names_the_record(small_tokenizer, tmp_
     path.write_text(json.dumps({"prompt": "short", "completion": " ok"}) + "\n"
                     + json.dumps({"prompt": long_prompt, "completion": " ok"}) + "\n")
     examples = load_sft(path)
-    with pytest.raises(DataError, match=r"long.jsonl line 2: the prompt has \d+ tokens, more than the context of 64"):
+    with pytest.raises(DataError, match=r"long.jsonl:2: the prompt has \d+ tokens, more than the context of 64"):
         tokenize_all(examples, "plain", small_tokenizer, 64)
     kept, skipped = tokenize_all(examples, "plain", small_tokenizer, 64, skip_long=True)
     assert (len(kept), skipped) == (1, 1)
@@ -154,14 +154,18 @@ def test_a_preference_record_missing_chosen_names_file_and_line(tmp_path):
     path = tmp_path / "prefs.jsonl"
     path.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n\n"
                     + json.dumps({"prompt": "p", "rejected": "b"}) + "\n")
-    with pytest.raises(DataError, match="^" + re.escape(f"{path} line 3: preference record is missing 'chosen'") + "$"):
+    with pytest.raises(DataError, match="^" + re.escape(f"{path}:3: preference record is missing 'chosen'") + "$"):
         load_preferences(path)
 
 
 @pytest.mark.parametrize("line,message", [
-    ("{not json", "bad.jsonl line 1: not valid JSON"),
-    ("[1, 2]", "bad.jsonl line 1: expected a JSON object, got list"),
-    ('{"text": "hello"}', "bad.jsonl line 1: not an SFT record"),
+    # JSON errors keep their position: FILE:LINE, and the column inside the line.
+    ("{not json", re.escape("bad.jsonl:1: invalid JSON (Expecting property name enclosed in double quotes at "
+                            "column 2)")),
+    ('{"prompt": "a\ttab", "completion": "x"}',
+     re.escape("bad.jsonl:1: invalid JSON (Invalid control character at column 14)")),
+    ("[1, 2]", "bad.jsonl:1: expected a JSON object, got list"),
+    ('{"text": "hello"}', "bad.jsonl:1: not an SFT record"),
     ('{"messages": [{"role": "robot", "content": "x"}]}', "role 'robot'"),
 ])
 def test_malformed_sft_records_fail_with_the_line(tmp_path, line, message):
@@ -337,3 +341,36 @@ def test_epochs_and_max_steps_budget_takes_the_smaller(budget, expected):
     cfg.validate()
     plan_budget(cfg, Planner(), units_per_epoch=100, units_per_step=4, tokens_per_step=512)
     assert cfg.max_steps == expected
+
+
+def test_builtin_data_skips_what_does_not_fit_by_default_your_own_data_does_not(small_tokenizer, tmp_path, capsys):
+    """tinyworld's SFT records run past a small context: `--data <tinyworld folder>` drops and counts
+    them unasked; the same records as the user's own file stop with the --skip-long hint."""
+    import shutil
+
+    from llmlab.checkpoint import save_checkpoint
+    from llmlab.cli.main import main
+    from llmlab.data.tinyworld import generate_dataset
+    from llmlab.train.finetune_config import SFTConfig
+
+    torch.manual_seed(0)
+    model = TransformerLM(preset("tiny", vocab_size=small_tokenizer.vocab_size, n_layer=1, d_model=32, n_head=2,
+                                 n_kv_head=1, context_length=256))
+    ckpt = save_checkpoint(tmp_path / "base", model, small_tokenizer)
+    tw = tmp_path / "tw"
+    generate_dataset(tw, tokens=2000, seed=0, progress=False, workers=1, sft_records=60, preference_records=20)
+    common = ["--model", str(ckpt), "--max-steps", "1", "--batch-size", "2", "--samples", "0", "--threads", "1",
+              "--json"]
+    assert main(["sft", "--data", str(tw), "--out", str(tmp_path / "tw-run"), *common]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["skipped_long"] > 0 and summary["examples"] > 0
+    mine = tmp_path / "mine.jsonl"
+    shutil.copy(tw / "sft" / "train.jsonl", mine)
+    assert main(["sft", "--data", str(mine), "--out", str(tmp_path / "mine-run"), *common]) == 1
+    assert "pass --skip-long" in capsys.readouterr().err
+    assert main(["sft", "--data", str(tw), "--no-skip-long", "--out", str(tmp_path / "strict"), *common]) == 1
+    assert "pass --skip-long" in capsys.readouterr().err
+    for data, default in (("tinyworld", True), (str(tw), True), (str(mine), False), (str(tmp_path), False)):
+        cfg = SFTConfig(model="m", data=data, out="o")
+        cfg.validate()
+        assert cfg.skip_long is default, data

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from llmlab.data.tinyworld import World, check_text, count_tokens, generate_dataset, is_refusal, parse_token_count
+from llmlab.data.tinyworld import World, check_text, count_tokens, generate_dataset, parse_token_count
+from llmlab.eval.redteam import is_refusal
 from llmlab.data.tinyworld import lexicon as L
 from llmlab.data.tinyworld import writer
 from llmlab.data.tinyworld.stats import DiversityCounter, duplicate_sentence_rate

@@ -25,7 +25,7 @@ command = finetune_command(
 
     \b
     Example:
-      llmlab dpo --model runs/sft/checkpoint --data runs/quickstart/tinyworld --skip-long --out runs/dpo --beta 0.1
+      llmlab dpo --model runs/sft/checkpoint --data runs/quickstart/tinyworld --out runs/dpo --beta 0.1
     With --json: one JSON object with val_reward_acc, val_margin, per-tag accuracies and the checkpoint.
     """,
     ("val_reward_acc", "val_margin", "val_loss", "pairs", "beta", "loss_type", "step", "seconds", "checkpoint"),

@@ -1,7 +1,7 @@
 """`llmlab eval ...`: evaluation and responsible-AI tools.
 
-Each subcommand lives in `llmlab/eval/<name>_cli.py` (attribute `command`) and is imported only
-when used, so `llmlab eval --help` stays instant.
+Each subcommand is a module of `llmlab/cli/eval/` (attribute `command`), imported only when used,
+so `llmlab eval --help` stays instant.
 """
 
 from __future__ import annotations
@@ -10,17 +10,9 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import LazyGroup
+from llmlab.cli.common import LazyGroup, command_modules
 
-SUBCOMMANDS = {
-    "perplexity": "llmlab.eval.perplexity_cli:command",
-    "bleu": "llmlab.eval.bleu_cli:command",
-    "tasks": "llmlab.eval.tasks_cli:command",
-    "hallucination": "llmlab.eval.hallucination_cli:command",
-    "bias": "llmlab.eval.bias_cli:command",
-    "safety": "llmlab.eval.safety_cli:command",
-    "report": "llmlab.eval.report_cli:command",
-}
+SUBCOMMANDS = command_modules("llmlab.cli.eval")
 
 
 @click.group("eval", cls=LazyGroup, lazy_subcommands=SUBCOMMANDS)

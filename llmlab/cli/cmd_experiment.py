@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
-from llmlab.cli.common import device_option, emit_json, json_option, model_option, print_table
+from llmlab.cli.common import (OutputPath, device_option, emit_json, json_option, load_checkpoint, model_option,
+                               print_table)
+from llmlab.recipes.alignment import STAGES, AlignmentConfig  # light: the recipe imports torch only when it runs
 
 
 @click.group("experiment")
@@ -34,7 +36,7 @@ def command() -> None:
               help="Chains sampled per arithmetic problem for chain-of-thought (majority vote).")
 @click.option("--limit", type=int, default=100, show_default=True, help="Test items per set.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Chooses the examples (and sampling).")
-@click.option("--out", type=click.Path(file_okay=False), default="runs/experiment-prompting", show_default=True,
+@click.option("--out", type=OutputPath("dir"), default="runs/experiment-prompting", show_default=True,
               help="Where results.json, table.md and prompting.png go.")
 @device_option
 @json_option
@@ -52,8 +54,6 @@ def prompting(model_dir, task, data_dir, classification_train, classification_te
     """
     import torch
 
-    import llmlab
-    from llmlab.checkpoint import resolve_device
     from llmlab.errors import ConfigError, DataError
     from llmlab.infer import prompt_experiment as exp
 
@@ -71,9 +71,7 @@ def prompting(model_dir, task, data_dir, classification_train, classification_te
     if task == "arithmetic" and not data.arithmetic:
         raise DataError("no arithmetic data: pass --data DIR or --arithmetic FILE")
 
-    model, tokenizer = llmlab.load(model_dir, device=resolve_device(device))
-    if tokenizer is None:
-        raise DataError(f"{model_dir} has no tokenizer.json")
+    model, tokenizer = load_checkpoint(model_dir, device)
     log = (lambda m: print(m, file=sys.stderr)) if as_json else (lambda m: click.secho(m, dim=True))
     torch.manual_seed(seed)
     rows = []
@@ -108,3 +106,86 @@ def _ints(text: str, flag: str) -> list[int]:
     if not values or any(v < 0 for v in values):
         raise ConfigError(f"{flag} takes non-negative integers, got {text!r}")
     return values
+
+
+class _Numbers(click.ParamType):
+    """Comma-separated numbers, as a tuple: --frontier-kl 0.2,0.05."""
+
+    name = "x,y,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            return tuple(float(x) for x in str(value).split(",") if x.strip())
+        except ValueError:
+            self.fail(f"takes comma-separated numbers, got {value!r}", param, ctx)
+
+
+class _IntOrNone(click.ParamType):
+    """A whole number, or `none` (no limit): --sft-max-steps none."""
+
+    name = "integer|none"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"takes a whole number or none, got {value!r}", param, ctx)
+
+
+def _alignment_options(func):
+    """One flag per AlignmentConfig field not given its own option (--sft-epochs 1, --dpo-lr 2e-5, ...)."""
+    import dataclasses
+
+    own = {"base", "tinyworld", "out", "stages", "threads", "seed"}
+    for f in reversed(dataclasses.fields(AlignmentConfig)):
+        if f.name in own:
+            continue
+        kind = str(f.type)  # a string: the recipe module uses `from __future__ import annotations`
+        shown = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        func = click.option("--" + f.name.replace("_", "-"), f.name, default=f.default,
+                            type=_Numbers() if kind.startswith("tuple") else _IntOrNone() if kind.startswith("int")
+                            else float, help=f"{f.name.replace('_', ' ')} (default: {shown})")(func)
+    return func
+
+
+@command.command("alignment")
+@click.option("--base", default=AlignmentConfig.base, show_default=True,
+              help="The pre-trained tinyworld checkpoint to fine-tune and align.")
+@click.option("--tinyworld", default=AlignmentConfig.tinyworld, show_default=True,
+              help="The tinyworld folder it was trained on.")
+@click.option("--out", default=AlignmentConfig.out, show_default=True,
+              help="Folder for the runs and alignment_report.json (a stage whose output exists is not re-run).")
+@click.option("--stages", default=",".join(STAGES), show_default=True,
+              help="Comma-separated subset of the stages, run in this order.")
+@click.option("--threads", type=int, default=None, help="CPU threads for PyTorch.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every stage.")
+@_alignment_options
+@json_option
+def alignment(base, tinyworld, out, stages, threads, seed, as_json, **options):
+    """Measure the lesson's fine-tuning and alignment claims on tinyworld: SFT, reward model, PPO,
+    the DPO-vs-PPO frontier and safety (docs/alignment.md); `python -m llmlab.recipes.alignment`
+    is the same command.
+
+    \b
+    Example:
+      llmlab experiment alignment --base runs/quickstart/run/checkpoint \\
+          --tinyworld runs/quickstart/tinyworld --out runs/alignment --stages sft,reward
+    """
+    import json
+
+    from llmlab.recipes.alignment import Recipe
+
+    cfg = AlignmentConfig(base=base, tinyworld=tinyworld, out=out, threads=threads, seed=seed,
+                          stages=tuple(s.strip() for s in stages.split(",") if s.strip()), **options)
+    log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    report = Recipe(cfg, log=log).run()
+    if as_json:
+        emit_json(report)
+    else:  # the start of the report; all of it is in OUT/alignment_report.json
+        click.echo(json.dumps({k: v for k, v in report.items() if k != "commands"}, indent=1, default=str)[:4000])

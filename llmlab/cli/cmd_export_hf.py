@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from llmlab.cli.common import emit, json_option
+from llmlab.cli.common import OutputPath, emit, json_option
 
 
 @click.command("export-hf")
 @click.argument("ckpt", metavar="DIR", type=click.Path(file_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=OutputPath("dir", replaced=True),
               help="Folder to create (must not exist, or be empty).")
 @json_option
 def command(ckpt: str, out: str, as_json: bool) -> None:

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import click
 
-from llmlab.cli.common import device_option, emit_json, json_option, model_option
-from llmlab.errors import DataError
+from llmlab.cli.common import device_option, emit_json, json_option, load_checkpoint, model_option
+from llmlab.errors import DataError, at_line, json_error
 
 # flag -> (GenerationConfig field, click type, help); every flag defaults to None, so only flags the
 # user gives override the checkpoint's generation_config.json and the library defaults.
@@ -62,20 +62,6 @@ def generation_overrides(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_model(model_dir: str, device: str, dtype: str | None):
-    import torch
-
-    import llmlab
-    from llmlab.checkpoint import resolve_device
-    from llmlab.errors import CheckpointError
-
-    torch_dtype = {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    model, tokenizer = llmlab.load(model_dir, device=resolve_device(device), dtype=torch_dtype)
-    if tokenizer is None:
-        raise CheckpointError(f"{model_dir} has no tokenizer.json; text generation needs one")
-    return model, tokenizer
-
-
 dtype_option = click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
                             help="Compute precision (default: as stored).")
 
@@ -88,14 +74,16 @@ def read_prompts(path: str) -> list[str]:
         raise DataError(f"no prompts in {path}")
     if path.endswith(".jsonl") or lines[0].lstrip().startswith("{"):
         prompts = []
-        for i, line in enumerate(lines, 1):
+        for i, line in enumerate(text.splitlines(), 1):  # i: the line in the file, blank ones counted
+            if not line.strip():
+                continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}, line {i}: not valid JSON ({exc.msg})") from None
+                raise DataError(json_error(path, exc, i)) from None
             value = record.get("prompt", record.get("text")) if isinstance(record, dict) else None
             if not isinstance(value, str):
-                raise DataError(f"{path}, line {i}: needs a string field \"prompt\"")
+                raise DataError(f"{at_line(path, i)}: needs a string field \"prompt\"")
             prompts.append(value)
         return prompts
     return lines
@@ -147,7 +135,7 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     prompts = [prompt] if prompt is not None else read_prompts(prompts_file)
-    model, tokenizer = load_model(model_dir, device, dtype)
+    model, tokenizer = load_checkpoint(model_dir, device, dtype=dtype)
     engine = Engine(model, tokenizer, max_batch_size=1 if stream else batch_size)
     config = engine.make_config(**generation_overrides(options))
     several = len(prompts) > 1
@@ -165,9 +153,9 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
                 else:
                     click.echo(piece, nl=False)
                     sys.stdout.flush()
-            results.append(engine.last_result)
+            results.append(pieces.result)
             if as_json:
-                emit_json({"index": i, **engine.last_result.to_dict()})
+                emit_json({"index": i, **pieces.result.to_dict()})
             else:
                 click.echo()
     else:

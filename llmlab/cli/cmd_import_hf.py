@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from llmlab.cli.common import emit, json_option
+from llmlab.cli.common import OutputPath, emit, json_option
 
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 
 
 @click.command("import-hf")
 @click.argument("src", type=click.Path(file_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out", required=True, type=OutputPath("dir", replaced=True),
               help="Checkpoint directory to create (must not exist, or be empty).")
 @click.option("--trust-pickle", is_flag=True,
               help="Also read PyTorch pickle weights (pytorch_model.bin), with torch.load(weights_only=True). "

@@ -8,14 +8,9 @@ from typing import Any
 import click
 
 from llmlab.cli.common import emit, json_option, print_table
+from llmlab.units import human_count as human
 
 
-def human(x: float) -> str:
-    """1.3B, 125M, 3.5e+11 -> 350G: counts as people write them (tables only; JSON keeps exact numbers)."""
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:g}"
 
 
 def describe(cfg, seq_len: int | None = None) -> dict[str, Any]:

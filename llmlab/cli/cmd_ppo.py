@@ -5,8 +5,9 @@ from __future__ import annotations
 from llmlab.cli.cmd_sft import finetune_command
 from llmlab.train.finetune_config import PPOConfig
 
-# Settings PPO derives itself (--policy/--prompts set model/data; the rollout sizes set the steps).
-_DERIVED = ("model", "data", "val_data", "val_fraction", "epochs", "batch_size", "max_steps", "max_tokens",
+# Settings PPO derives itself (--policy/--prompts set model/data; the rollout sizes set the steps,
+# which --max-steps may cap).
+_DERIVED = ("model", "data", "val_data", "val_fraction", "epochs", "batch_size", "max_tokens",
             "skip_long", "eval_batches", "samples", "seq_len", "grad_accum", "eval_every")
 
 
@@ -30,9 +31,11 @@ command = finetune_command(
     \b
     Example:
       llmlab ppo --policy runs/sft/checkpoint --reward sentiment --prompts tinyworld --out runs/ppo
-    Writes metrics.jsonl (per step), rollouts.jsonl (per rollout: reward, kl, kl_coef, eos_rate)
-    and reward_vs_kl.png. With --json: one JSON object with the first and last reward, KL and
-    the checkpoint.
+    Budget: --rollouts, capped by --max-steps (PPO updates) or --minutes: the smaller wins.
+    Writes metrics.jsonl (per step), rollouts.jsonl (per rollout: reward, kl, kl_coef, eos_rate),
+    reward_vs_kl.png and loss_curve.png (reward and KL per update). KL is per response, in nats,
+    by the k3 estimator (never negative; kl_k1 in the logs is the k1 estimate the penalty uses).
+    With --json: one JSON object with the first and last reward, KL and the checkpoint.
     """,
     ("reward_first", "reward_last", "kl_last", "kl_max", "kl_coef", "rollouts", "step", "seconds", "plot",
      "checkpoint"),

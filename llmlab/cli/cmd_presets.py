@@ -31,7 +31,7 @@ def _show(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from llmlab.cli.cmd_info import human
+    from llmlab.units import human_count as human
 
     columns = ("preset", "family", "layers", "d_model", "heads/kv", "d_ff", "context", "vocab", "params",
                "non-emb", "train FLOPs/tok")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
@@ -15,7 +14,8 @@ from llmlab.train.config import TrainConfig
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="YAML/JSON file of training settings (flags given on the command line override it).")
 @click.option("--resume", is_flag=True,
-              help="Continue the run in --out from its last checkpoint (its saved settings apply; flags override).")
+              help="Continue the run in --out from its last checkpoint (its saved settings apply; flags override). "
+                   "Without it, an --out that holds a run's files is refused.")
 @options_from_dataclass(TrainConfig)
 @json_option
 def command(config_file, resume, as_json, **options):
@@ -33,14 +33,15 @@ def command(config_file, resume, as_json, **options):
     import sys
 
     from llmlab.config import load_config_file
+    from llmlab.outputs import check_writable
     from llmlab.train.pretrain import run_pretraining
-    from llmlab.train.trainer import CONFIG_FILE
+    from llmlab.train.run_dir import resume_settings
 
     base = load_config_file(config_file) if config_file else {}
-    saved = Path(options.get("out") or base.get("out") or "") / CONFIG_FILE
-    if resume and saved.is_file():
-        base = {**base, **load_config_file(saved)}
+    if resume:  # the run's saved settings, after checking there is a run to continue
+        base = {**base, **resume_settings(options.get("out") or base.get("out"), TrainConfig)}
     cfg = dataclass_from_options(TrainConfig, options, base)
+    check_writable(cfg.out, flag="--out")  # before the data and model load, not at the first save
     log = (lambda msg: print(msg, file=sys.stderr)) if as_json else print
     if as_json:
         cfg.progress = False

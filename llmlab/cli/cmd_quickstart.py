@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from llmlab.cli.common import emit_json, json_option
+from llmlab.cli.common import OutputPath, emit_json, json_option
 
 
 @click.command("quickstart")
-@click.option("--out", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default="runs/quickstart", show_default=True, type=OutputPath("dir"),
               help="Folder for the corpus, the shards and the run.")
 @click.option("--tokens", default="4M", show_default=True, help="Size of the tinyworld corpus (e.g. 500k, 3M, 50M).")
 @click.option("--vocab-size", default=2048, show_default=True, help="Tokenizer vocabulary size.")
@@ -19,7 +19,9 @@ from llmlab.cli.common import emit_json, json_option
 @click.option("--lr", default=4e-3, show_default=True, help="Peak learning rate.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the world, the data order and the model.")
 @click.option("--threads", type=int, default=None, help="CPU threads for PyTorch (default: all cores).")
-@click.option("--fresh", is_flag=True, help="Delete the --out folder first instead of continuing it.")
+@click.option("--fresh", is_flag=True,
+              help="Delete the --out folder first instead of continuing it (refused if it holds anything the "
+                   "quickstart did not write).")
 @json_option
 def command(out, tokens, vocab_size, preset, max_steps, batch_size, seq_len, lr, seed, threads, fresh, as_json):
     """Generate tinyworld, train a tokenizer and a small model, and show what it writes.

@@ -24,7 +24,7 @@ command = finetune_command(
 
     \b
     Example:
-      llmlab reward --model runs/sft/checkpoint --data runs/quickstart/tinyworld --skip-long --out runs/rm
+      llmlab reward --model runs/sft/checkpoint --data runs/quickstart/tinyworld --out runs/rm
     The checkpoint (OUT/checkpoint) holds the trunk plus reward_head.safetensors; pass it to
     `llmlab ppo --reward OUT/checkpoint`. With --json: one JSON object with val_accuracy,
     val_margin, per-tag accuracies (val_acc/<reason>) and the checkpoint.

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from llmlab.cli.common import emit, json_option, print_table
+from llmlab.units import human_count as human
 
 LAW_CHOICES = ("kaplan", "chinchilla", "chinchilla-tex", "epoch")
 
@@ -33,12 +34,6 @@ COUNT = Count()
 SHORT = {"kaplan": "Kaplan", "chinchilla": "Chin.", "chinchilla-tex": "Chin.TeX", "epoch": "Epoch"}
 
 
-def human(x: float) -> str:
-    """125M, 1.3B, 1.4T: counts as people write them (tables only; JSON keeps full floats)."""
-    for div, suffix in ((1e15, "P"), (1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 @click.group("scaling")
@@ -79,7 +74,9 @@ def _show_one_limit(r: dict[str, Any]) -> None:
               help="Law(s) to use (repeatable); default: all. kaplan = Kaplan eq. 1.5 (joint fit).")
 @click.option("--lesson-models", is_flag=True,
               help="Predict for the lesson's GPT-3 list (125M..175B params, 300B tokens), with the lesson's "
-                   "min-of-two-terms value beside the joint law.")
+                   "min-of-two-terms value beside the joint law. Models are named as the lesson names them "
+                   "(its 1.3B 'GPT-3 Medium' is the paper's GPT-3 XL); the preset column gives the paper's "
+                   "names, as `llmlab presets` uses them.")
 @json_option
 def predict(n: float | None, d: float | None, c: float | None, laws: tuple[str, ...], lesson_models: bool,
             as_json: bool) -> None:
@@ -98,14 +95,15 @@ def predict(n: float | None, d: float | None, c: float | None, laws: tuple[str, 
         rows = []
         for name, params, tokens in S.LESSON_MODELS:
             preds = {law: S.predict_loss(params, tokens, law) for law in laws}
-            rows.append({"model": name, "params": params, "tokens": tokens, "predictions": preds,
-                         "lesson_min": S.lesson_scaling_law(params, tokens)})
+            rows.append({"model": name, "preset": S.LESSON_MODEL_PRESETS[name], "params": params, "tokens": tokens,
+                         "predictions": preds, "lesson_min": S.lesson_scaling_law(params, tokens)})
         result: dict[str, Any] = {"models": rows}
 
         def show(r: dict[str, Any]) -> None:
-            print_table([[m["model"], human(m["params"]), human(m["tokens"]), *m["predictions"].values(),
-                          m["lesson_min"]] for m in r["models"]],
-                        ["model", "N", "D", *(SHORT[law] for law in laws), "lesson"],
+            print_table([[m["model"], m["preset"], human(m["params"]), human(m["tokens"]),
+                          *m["predictions"].values(), m["lesson_min"]] for m in r["models"]],
+                        ["model (lesson's name)", "preset (GPT-3 paper's)", "N", "D", *(SHORT[law] for law in laws),
+                         "lesson"],
                         title="predicted loss (nats/token); lesson = its min(L(N), L(D))")
 
         emit(result, as_json, show)

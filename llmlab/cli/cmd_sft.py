@@ -7,7 +7,6 @@ one flag per config field (`--help` shows each one's meaning and default), `--co
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import click
@@ -25,20 +24,22 @@ def finetune_command(name: str, config_cls: type, run: Callable[..., dict[str, A
     @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
                   help="YAML/JSON file of settings (flags given on the command line override it).")
     @click.option("--resume", is_flag=True,
-                  help="Continue the run in --out from its last checkpoint (its saved settings apply; flags override).")
+                  help="Continue the run in --out from its last checkpoint (its saved settings apply; flags override). "
+                       "Without it, an --out that holds a run's files is refused.")
     @options_from_dataclass(config_cls, exclude=tuple(PRETRAIN_ONLY) + tuple(exclude))
     @json_option
     def command(config_file, resume, as_json, **options):
         import sys
 
         from llmlab.config import load_config_file
-        from llmlab.train.trainer import CONFIG_FILE
+        from llmlab.outputs import check_writable
+        from llmlab.train.run_dir import resume_settings
 
         base = load_config_file(config_file) if config_file else {}
-        saved = Path(options.get("out") or base.get("out") or "") / CONFIG_FILE
-        if resume and saved.is_file():
-            base = {**base, **load_config_file(saved)}
+        if resume:  # the run's saved settings, after checking there is a run to continue
+            base = {**base, **resume_settings(options.get("out") or base.get("out"), config_cls)}
         cfg = dataclass_from_options(config_cls, options, base)
+        check_writable(cfg.out, flag="--out")  # before the model loads, not at the first save
         log = (lambda msg: print(msg, file=sys.stderr)) if as_json else print
         if as_json:
             cfg.progress = False
@@ -68,7 +69,7 @@ command = finetune_command(
 
     \b
     Examples:
-      llmlab sft --model runs/quickstart/run/checkpoint --data runs/quickstart/tinyworld --skip-long --out runs/sft
+      llmlab sft --model runs/quickstart/run/checkpoint --data runs/quickstart/tinyworld --out runs/sft
       llmlab sft --model M --data my.jsonl --out runs/sft-lora --lora-rank 8 --epochs 3
     With --lora-rank the adapters are merged into a plain checkpoint at the end (OUT/checkpoint).
     With --json the command prints one JSON object (val_loss, checkpoint, steps, seconds, ...).

@@ -8,6 +8,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import click
 
+from llmlab.units import format_cell
+
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON object with the result instead of a table."
 )
@@ -19,6 +21,27 @@ device_option = click.option(
     "--device", default="auto", show_default=True, help="cpu, cuda, cuda:N, mps, or auto (cuda if available)."
 )
 seed_option = click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+threads_option = click.option(
+    "--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)."
+)
+
+
+class OutputPath(click.Path):
+    """The type of an option naming an output (`kind` "dir" or "file"): a path that cannot be written
+    (a file where a folder is expected or the reverse, a parent that cannot be created, no permission)
+    fails in one line while the flags are read, before any of the command's work. `replaced`: the
+    command builds the output beside the path and renames it over (llmlab.outputs.check_writable)."""
+
+    def __init__(self, kind: str = "dir", *, replaced: bool = False):
+        super().__init__(file_okay=kind == "file", dir_okay=kind == "dir")
+        self.kind, self.replaced = kind, replaced
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from llmlab.outputs import check_writable
+
+        flag = param.opts[0] if param is not None and param.opts else None
+        check_writable(value, kind=self.kind, flag=flag, replaced=self.replaced)
+        return super().convert(value, param, ctx)
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,14 +85,17 @@ def print_table(
     console.print(table)
 
 
-def format_cell(value: Any) -> str:
-    if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-            return f"{value:.3e}"
-        return f"{value:.4f}"
-    if isinstance(value, int) and abs(value) >= 10_000:
-        return f"{value:,}"
-    return str(value)
+def load_checkpoint(model_dir: str, device: str = "auto", *, dtype: str | None = None,
+                    threads: int | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a command that reads and writes text: `llmlab.checkpoint.load` with a
+    tokenizer required, the --dtype flag's name as a torch dtype, and --threads applied first."""
+    import torch
+
+    from llmlab.checkpoint import load
+
+    if threads:
+        torch.set_num_threads(threads)
+    return load(model_dir, device, dtype=getattr(torch, dtype) if dtype else None, require_tokenizer=True)
 
 
 def emit(result: dict[str, Any], as_json: bool, show: Callable[[dict[str, Any]], None]) -> None:
@@ -88,10 +114,22 @@ def one_line_warnings() -> None:
     warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
 
 
+def command_modules(package: str, prefix: str = "") -> dict[str, str]:
+    """{name: "module:command"} for the modules of `package` named PREFIX + name (`_` in a name
+    becomes `-`; modules starting with `_` are helpers): the one way commands are found, by their
+    file names, so a group can list them without importing them."""
+    import importlib
+    import pkgutil
+
+    found = pkgutil.iter_modules(importlib.import_module(package).__path__)
+    return {m.name[len(prefix):].replace("_", "-"): f"{package}.{m.name}:command"
+            for m in sorted(found, key=lambda m: m.name) if m.name.startswith(prefix) and not m.name.startswith("_")}
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands live in other modules and are imported only when used.
 
-    lazy_subcommands maps a name to "module.path:attribute".
+    lazy_subcommands maps a name to "module.path:attribute" (`command_modules` lists a package).
     """
 
     def __init__(self, *args: Any, lazy_subcommands: dict[str, str] | None = None, **kwargs: Any):
@@ -118,11 +156,11 @@ class TokenCount(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        from llmlab.data.tinyworld.tokens import parse_token_count
         from llmlab.errors import ConfigError
+        from llmlab.units import parse_positive_int
 
         try:
-            return parse_token_count(str(value))
+            return parse_positive_int(str(value), "token count")
         except ConfigError as e:
             self.fail(str(e), param, ctx)
 

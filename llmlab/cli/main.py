@@ -68,36 +68,76 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _print_error(message: str) -> None:
+    """An error on its own line: a progress bar the failed work left on screen is closed first."""
+    from llmlab.progress import close_open_bars
+
+    close_open_bars()
+    click.echo(message, err=True)
+
+
+def _print_interrupted(exc: BaseException | None, argv: list[str] | None) -> None:
+    """One line: "interrupted", or what a stopped training run kept and how to continue it."""
+    from llmlab.errors import Interrupted
+    from llmlab.progress import close_open_bars
+
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun the first process speaks for all
+    close_open_bars()  # on a fresh line, not after a bar the interrupted work left on screen
+    if not isinstance(exc, Interrupted):
+        click.echo("interrupted", err=True)
+        return
+    message = str(exc)
+    if exc.checkpoint is not None:
+        message += f". {_how_to_continue(sys.argv[1:] if argv is None else argv)}"
+    click.echo(message, err=True)
+
+
+def _how_to_continue(args: list[str]) -> str:
+    """Commands with --resume continue with it; the others (quickstart, recipes) by running again."""
+    names, command = [], cli
+    for arg in args:
+        sub = command.commands.get(arg) if isinstance(command, click.Group) else None
+        if sub is None:
+            break
+        names.append(arg)
+        command = sub
+    line = " ".join(["llmlab", *names])
+    if any(p.name == "resume" for p in command.params) and "--resume" not in args:
+        return f"Continue with the same `{line}` command plus --resume."
+    return f"Continue by running the same `{line}` command again."
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("LLMLAB_DEBUG"))
     try:
         cli.main(args=argv, prog_name="llmlab", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
+    except click.exceptions.Abort as exc:  # click turns a KeyboardInterrupt into Abort
+        _print_interrupted(exc.__cause__ or exc.__context__, argv)
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+    except KeyboardInterrupt as exc:
+        _print_interrupted(exc, argv)
         return 130
     except LLMLabError as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        _print_error(f"error: {exc}")
         return 1
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
         if debug:
             raise
-        click.echo(f"error: {exc}", err=True)
+        _print_error(f"error: {exc}")
         return 1
     except Exception as exc:  # an unexpected bug: still one line, with a pointer to the traceback
         if debug:
             raise
         first = str(exc).splitlines()[0] if str(exc) else ""
-        click.echo(f"error: {type(exc).__name__}: {first} (set LLMLAB_DEBUG=1 for the traceback)", err=True)
+        _print_error(f"error: {type(exc).__name__}: {first} (set LLMLAB_DEBUG=1 for the traceback)")
         return 1
     return 0
 

@@ -15,7 +15,7 @@ and preference data is
 
 optionally with a `reason` tag (tinyworld's preference kinds). Anything else fails with a one-line
 `DataError` that names the file and line (or record number), e.g.
-"prefs.jsonl line 7: preference record is missing 'chosen'".
+"prefs.jsonl:7: preference record is missing 'chosen'".
 
 This module only parses: turning records into text and tokens (chat template, completion masks) is
 `llmlab.data.sft`.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from llmlab.errors import DataError
+from llmlab.errors import DataError, at_line, json_error
 
 ROLES = ("system", "user", "assistant")
 Messages = list[dict[str, str]]
@@ -86,8 +86,10 @@ def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{name}: not valid JSON ({exc})") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(json_error(name, exc)) from None
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         if not isinstance(data, list):
             raise DataError(f"{name}: a .json data file must hold a list of records")
         for i, rec in enumerate(data, 1):
@@ -100,8 +102,8 @@ def read_records(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{name} line {n}: not valid JSON ({exc.msg})") from None
-            yield _object(rec, f"{name} line {n}")
+                raise DataError(json_error(name, exc, n)) from None
+            yield _object(rec, at_line(name, n))
 
 
 def _object(rec: Any, where: str) -> tuple[str, dict[str, Any]]:
@@ -288,7 +290,7 @@ def parse_prompt_record(rec: dict[str, Any], where: str) -> PromptExample:
 def load_prompts(path: str | Path) -> list[PromptExample]:
     path = Path(path)
     if path.suffix == ".txt":  # one prompt per line
-        lines = [(f"{path} line {i}", s) for i, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+        lines = [(at_line(path, i), s) for i, s in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
         prompts = [PromptExample(w, s) for w, s in lines if s.strip()]
     else:
         prompts = [parse_prompt_record(rec, where) for where, rec in read_records(path)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from llmlab.data.shards import _tinyworld_split, prepare
+from llmlab.data.shards import _tinyworld_split, check_destination, prepare
 from llmlab.data.sources import iter_documents, resolve_sources
 from llmlab.errors import ConfigError
 
@@ -23,11 +23,14 @@ def prepare_dataset(
     encoding_errors: str = "strict",
     tokenizer_sample_bytes: int = 200_000_000,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     from llmlab.tokenizer import Tokenizer
 
     if bool(tokenizer_dir) == bool(train_tokenizer):
         raise ConfigError("give exactly one of --tokenizer DIR or --train-tokenizer")
+    # Before the tokenizer is trained: a refused --out must cost seconds, not the whole run.
+    check_destination(out_dir, inputs, val_inputs, overwrite=overwrite)
     if tokenizer_dir:
         tokenizer = Tokenizer.from_pretrained(tokenizer_dir)
     else:
@@ -36,7 +39,7 @@ def prepare_dataset(
         tokenizer = Tokenizer.train(_limited(docs, tokenizer_sample_bytes), vocab_size=vocab_size, show_progress=progress)
     return prepare(
         inputs, out_dir, tokenizer, val_inputs=val_inputs, val_fraction=val_fraction, field=field,
-        encoding_errors=encoding_errors, progress=progress,
+        encoding_errors=encoding_errors, progress=progress, overwrite=overwrite,
     )
 
 

@@ -29,10 +29,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from llmlab.config import IGNORE_INDEX
 from llmlab.data.formats import Messages, PreferenceExample, SFTExample
 from llmlab.errors import ConfigError, DataError
 
-IGNORE_INDEX = -100  # as llmlab.model.IGNORE_INDEX (not imported: data/ does not need the model)
 TEMPLATES = ("chatml", "plain")
 
 

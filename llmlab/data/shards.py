@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from llmlab.errors import DataError
+from llmlab.errors import DataError, OutputError
 
 MANIFEST = "manifest.json"
 FORMAT = "llmlab-shards"
@@ -147,8 +147,12 @@ def prepare(
     shard_tokens: int = DEFAULT_SHARD_TOKENS,
     batch_documents: int = 512,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
     """Tokenise documents into train/val shards in `out_dir` (written atomically). Returns the manifest.
+
+    `out_dir` must be new, empty, or (with overwrite=True) an earlier prepared dataset: see
+    check_destination.
 
     Validation documents are every round(1/val_fraction)-th document, unless `val_inputs` are given
     (or the input is a tinyworld folder, whose own train/val split is kept). A corpus with too few
@@ -159,6 +163,7 @@ def prepare(
 
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    check_destination(out_dir, inputs, val_inputs, overwrite=overwrite)
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no end-of-text token to separate documents")
@@ -168,7 +173,7 @@ def prepare(
     dtype = token_dtype(tokenizer.vocab_size)
     period = max(2, round(1 / val_fraction))
 
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, replace=overwrite) as tmp:  # checked above: ours to replace
         writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in ("train", "val")}
         bar = _progress_bar(train_sources + (val_sources or []), progress)
         streams: list[tuple[Iterable[str], str | None]] = [(iter_documents(train_sources, field, encoding_errors), None)]
@@ -205,6 +210,58 @@ def prepare(
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
+
+
+def check_destination(out_dir: str | Path, inputs: Sequence[str | Path], val_inputs: Sequence[str | Path] | None = None,
+                      *, overwrite: bool = False) -> None:
+    """Refuse, before any work, an `out_dir` whose replacement would lose something: one that
+    overlaps an input, a non-empty folder that is not a prepared dataset, or (without overwrite) an
+    earlier dataset. Also checks that it can be written."""
+    from llmlab.outputs import check_writable
+
+    out = Path(out_dir)
+    check_writable(out, kind="dir", flag="--out", replaced=True)
+    for item in [*inputs, *(val_inputs or [])]:
+        if _overlaps(out, str(item)):
+            raise OutputError(f"--out {out} overlaps the input {item}; choose a separate directory")
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not is_prepared_dataset(out):
+        raise OutputError(f"--out {out} is not empty and is not an llmlab dataset; refusing to replace it "
+                          "(choose a new or empty directory)")
+    if not overwrite:
+        raise OutputError(f"--out {out} already holds a prepared dataset; pass --overwrite to replace it")
+
+
+def is_prepared_dataset(directory: Path) -> bool:
+    """Whether `directory` holds a manifest with the llmlab shards format marker."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def _overlaps(out: Path, item: str) -> bool:
+    """Whether `out` is, lies inside, or contains a path the input `item` reads (a file, a folder,
+    each match of a glob, the DIR of DIR:SPLIT; a hub dataset reads nothing local)."""
+    import glob
+
+    if item.startswith("hf:"):
+        return False
+    if any(ch in item for ch in "*?["):
+        candidates = [Path(m) for m in glob.glob(item, recursive=True)]
+    else:
+        candidates = [Path(item)]
+        folder, colon, _ = item.rpartition(":")
+        if colon and folder:
+            candidates.append(Path(folder))
+    out_r = out.resolve()
+    for path in candidates:
+        in_r = path.resolve()
+        if out_r == in_r or in_r in out_r.parents or out_r in in_r.parents:
+            return True
+    return False
 
 
 def _tinyworld_split(inputs, val_inputs):

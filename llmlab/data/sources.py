@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from llmlab.errors import DataError
+from llmlab.errors import DataError, json_error
 
 TEXT_SUFFIXES = {".txt", ".md", ".text"}
 JSONL_SUFFIXES = {".jsonl", ".json", ".ndjson"}
@@ -117,7 +117,7 @@ def _read_jsonl(source: Source, field: str, errors: str) -> Iterator[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{source.location}:{lineno}: invalid JSON ({exc.msg})") from None
+                raise DataError(json_error(source.location, exc, lineno)) from None
             if not isinstance(record, dict) or field not in record:
                 raise DataError(f"{source.location}:{lineno}: record has no {field!r} field (choose one with --field)")
             value = record[field]

@@ -16,6 +16,7 @@ _LAZY_EXPORTS = {
     "evaluate_task": "llmlab.eval.tasks",
     "load_task_file": "llmlab.eval.tasks",
     "tinyworld_task": "llmlab.eval.tasks",
+    "run_tasks": "llmlab.eval.tasks",
     # hallucination
     "detect_hallucination": "llmlab.eval.hallucination",
     "KnowledgeBase": "llmlab.eval.hallucination",
@@ -42,10 +43,13 @@ _LAZY_EXPORTS = {
     "is_refusal": "llmlab.eval.redteam",
     "score_red_team": "llmlab.eval.redteam",
     "run_red_team": "llmlab.eval.redteam",
+    "red_team_model": "llmlab.eval.redteam",
     # bias
     "bias_evaluation": "llmlab.eval.bias",
     "analyze_sentiment": "llmlab.eval.bias",
     "likelihood_bias_probe": "llmlab.eval.bias",
+    "tinyworld_pairs": "llmlab.eval.bias_probe",
+    "run_bias": "llmlab.eval.bias_run",
     "compare_groups": "llmlab.eval.stats",
 }
 

@@ -18,6 +18,7 @@ mean smoothed sentence BLEU reported alongside, for the lesson's per-example vie
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from llmlab.errors import ConfigError, DataError
@@ -219,3 +220,20 @@ def evaluate_generation(model: Any, tokenizer: Any, prompts: Sequence[str],
     gen = resolve_generate_fn(generate_fn)
     outputs = generate_all(gen, model, tokenizer, prompts, **gen_kwargs)
     return score_generations(outputs, references, prompts=prompts)
+
+
+def read_segments(path: str | Path) -> list[str]:
+    """One segment per line (UTF-8; a final newline does not add an empty segment)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{p} is not UTF-8 text") from None
+    if text == "":
+        raise DataError(f"{p} is empty")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]

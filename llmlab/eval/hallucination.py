@@ -4,10 +4,11 @@
 signature and its meaning (True = the claim looks hallucinated), but decides properly:
 
 1. Knowledge-base check: when a KB fact matches the claim, the claim is compared with it. A claim
-   dict with subject/relation/object is compared directly; a sentence is matched by finding a KB
-   subject in it (the earliest mention) and then any known value of that subject's relations
-   (e.g. "goldfish" is a value of pet_species): a value the KB does not give the subject
-   contradicts the claim; only values the KB confirms support it.
+   stated word for word by a KB sentence (case, spacing and punctuation aside) is supported. A
+   claim dict with subject/relation/object is compared directly with the KB triples; a sentence is
+   matched by finding a KB subject in it (the earliest mention) and then any known value of that
+   subject's relations (e.g. "goldfish" is a value of pet_species): a value the KB does not give
+   the subject contradicts the claim; only values the KB confirms support it.
 2. Otherwise the model answers a verification prompt (the lesson's, with the subject's KB facts as
    evidence when there are any), and the decision is by the likelihood of its own answer:
    P(" No") vs P(" Yes") (`llmlab.infer.score_continuations`) rather than by grepping the first
@@ -48,6 +49,16 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", str(text)).strip().lower()
 
 
+def _sentence_key(text: str) -> str:
+    """A sentence reduced to its lower-case words, so that case, spacing and punctuation do not
+    keep a claim from matching the KB sentence that states it."""
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _split_sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if _sentence_key(s)]
+
+
 @dataclass
 class KBCheck:
     """What the knowledge base says about a claim: supported True/False, and why."""
@@ -69,6 +80,8 @@ class KnowledgeBase:
         self.triples = [{"subject": str(t["subject"]), "relation": str(t["relation"]), "object": str(t["object"])}
                         for t in triples]
         self.sentences = [s for s in sentences if s.strip()]
+        # Each sentence of each KB entry, by key: a claim any of them states word for word is supported.
+        self._by_sentence = {_sentence_key(part): s for s in self.sentences for part in _split_sentences(s)}
         self.by_subject: dict[str, list[dict[str, str]]] = {}
         self.values: dict[str, set[str]] = {}  # relation -> every object it takes (lower case)
         for t in self.triples:
@@ -136,6 +149,9 @@ class KnowledgeBase:
 
     def check(self, claim: str | Mapping[str, Any]) -> KBCheck | None:
         """Compare a claim with the KB; None when no fact matches it."""
+        stated = self._stated_by_sentences(claim)
+        if stated is not None:
+            return stated
         if isinstance(claim, Mapping) and {"subject", "relation", "object"} <= set(claim):
             facts = [t for t in self.facts_about(claim["subject"]) if t["relation"] == claim["relation"]]
             if not facts:
@@ -171,6 +187,17 @@ class KnowledgeBase:
                   for v in sorted(values, key=lambda v: v["span"])]
         return KBCheck(all(v["supported"] for v in values), subject, evidence, values)
 
+    def _stated_by_sentences(self, claim: str | Mapping[str, Any]) -> KBCheck | None:
+        """Supported when KB sentences state every sentence of the claim word for word; else None
+        (a sentence that says something else neither supports nor contradicts it)."""
+        if not self._by_sentence or (isinstance(claim, Mapping) and not isinstance(claim.get("claim"), str)):
+            return None
+        parts = _split_sentences(claim_text(claim))
+        found = [self._by_sentence.get(_sentence_key(p)) for p in parts]
+        if not parts or None in found:
+            return None
+        return KBCheck(True, "", list(dict.fromkeys(found)))
+
     def evidence(self, claim: str | Mapping[str, Any], limit: int = 12) -> list[str]:
         """Facts to show the model with a claim: its subject's facts, else sentences sharing words with it."""
         text = claim_text(claim)
@@ -204,12 +231,17 @@ def _load_kb_file(path: str) -> KnowledgeBase:
 
 
 def claim_text(claim: str | Mapping[str, Any]) -> str:
+    """The claim as text: the sentence, a dict's "claim", or a subject/relation/object dict
+    rendered like a KB fact (what the verification prompt shows the model)."""
     if isinstance(claim, str):
         text = claim
     elif isinstance(claim, Mapping) and isinstance(claim.get("claim"), str):
         text = claim["claim"]
+    elif isinstance(claim, Mapping) and {"subject", "relation", "object"} <= set(claim):
+        text = render_fact({k: str(claim[k]) for k in ("subject", "relation", "object")})
     else:
-        raise DataError("a claim is a sentence or a dict with a \"claim\" sentence")
+        raise DataError("a claim is a sentence, a dict with a \"claim\" sentence, or a dict with subject, "
+                        "relation and object")
     if not text.strip():
         raise DataError("the claim is empty")
     return text
@@ -250,7 +282,7 @@ def verify_claims(model: Any, tokenizer: Any, claims: Sequence[str | Mapping[str
     ask: list[tuple[int, str]] = []
     for i, claim in enumerate(claims):
         text = claim_text(claim)
-        check = kb.check(claim) if (use_kb and kb.triples) else None
+        check = kb.check(claim) if (use_kb and len(kb)) else None
         if check is not None:
             verdicts[i] = Verdict(not check.supported, "kb", 0.0 if check.supported else 1.0, check.evidence,
                                   kb=asdict(check))
@@ -274,8 +306,9 @@ def detect_hallucination(model: Any, tokenizer: Any, claim: str | Mapping[str, A
                          threshold: float = 0.5, return_details: bool = False) -> bool | Verdict:
     """Is `claim` a hallucination? (True = not supported.)
 
+    claim: a sentence, a dict with a "claim" sentence, or a subject/relation/object dict.
     knowledge_base: triples, sentences, a path to kb.jsonl (or a .txt of facts), or None. A
-    matching KB fact decides; otherwise the model's own Yes/No answer to a verification prompt
+    matching KB fact (or a KB sentence stating the claim word for word) decides; otherwise the model's own Yes/No answer to a verification prompt
     (with the KB's relevant facts as evidence) decides: hallucinated when P(No) > threshold.
     return_details=True returns a Verdict (method, P(Yes)/P(No), evidence) that is truthy when
     the claim looks hallucinated.
@@ -474,10 +507,31 @@ def plot_roc(report: Mapping[str, Any], path: str | Path) -> Path:
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(title=title, xlabel="false-positive rate", ylabel="true-positive rate", xlim=(0, 1), ylim=(0, 1))
         ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    from llmlab.eval._plot import save_png
 
+    return save_png(fig, path)
+
+
+DETECTORS = {
+    "kb": "compare with the KB fact (upper bound; decides only claims a fact matches)",
+    "yes_no": "model's P(No) vs P(Yes) after the verification prompt, no KB",
+    "likelihood": "surprise at the claimed value; flagged when not the greedy continuation",
+    "self_consistency": "sampled continuations disagree with the claimed value",
+}
+
+
+def detector_rows(report: Mapping[str, Any]) -> list[list[Any]]:
+    """One ROW_COLUMNS row per detector of an `evaluate_hallucination` report (terminal and HTML)."""
+    rows = []
+    for name, about in DETECTORS.items():
+        m = report["claims"].get(name)
+        if m:
+            label = name + (f" (covers {m['coverage']:.0%})" if "coverage" in m else "")
+            rows.append(["claims: false vs true", label, m["n"], m["precision"], m["recall"], m["auroc"]])
+    m = report["questions"]["self_consistency"]
+    rows.append(["questions: unknown vs real people", "self_consistency", m["n"], m["precision"], m["recall"],
+                 m["auroc"]])
+    return rows
+
+
+ROW_COLUMNS = ["probe set (positive first)", "detector", "n", "precision", "recall", "AUROC"]

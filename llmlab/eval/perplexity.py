@@ -255,3 +255,26 @@ def perplexity_of_files(model: Any, tokenizer: Any, inputs: str | Path | Iterabl
     """`calculate_perplexity` over the documents of files or a dataset (see `read_documents`)."""
     return calculate_perplexity(model, tokenizer, read_documents(inputs, field=field, max_documents=max_documents),
                                 stride, **kwargs)
+
+
+def trained_seq_len(model_dir: str | Path) -> int | None:
+    """The sequence length a checkpoint was trained on (its train_config.json), if recorded.
+
+    A model trained on shorter windows than its context length has never seen the later
+    positions; perplexity windows longer than its training length measure extrapolation.
+    """
+    import json
+
+    cfg = Path(model_dir) / "train_config.json"
+    try:
+        value = json.loads(cfg.read_text(encoding="utf-8")).get("seq_len") if cfg.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) and value > 1 else None
+
+
+def trained_window(model: Any, model_dir: str | Path) -> int | None:
+    """The default window for a checkpoint: its training length capped at its context length, or
+    None (the context length) when unrecorded; positions beyond the training length were never trained."""
+    trained = trained_seq_len(model_dir)
+    return min(trained, model.config.context_length) if trained else None

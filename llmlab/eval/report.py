@@ -56,7 +56,7 @@ class Section:
 
 # ---------------------------------------------------------------------------- HTML pieces
 def _cell(value: Any) -> str:
-    from llmlab.cli.common import format_cell
+    from llmlab.units import format_cell
 
     if isinstance(value, float) and value != value:
         return "n/a"
@@ -90,7 +90,7 @@ class Runner:
 
     def __init__(self, model_dir: str, data_dir: str | None, settings: Settings, device: str = "cpu",
                  log: Callable[[str], None] = lambda s: None, tmp: Path | None = None):
-        from llmlab.eval._cli import load_model
+        from llmlab.checkpoint import load
         from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
 
         self.model_dir = model_dir
@@ -99,19 +99,36 @@ class Runner:
         self.probes = TinyworldProbes(self.data_dir)
         self.settings = settings
         self.log = log
-        self.model, self.tokenizer = load_model(model_dir, device)
+        self.model, self.tokenizer = load(model_dir, device, require_tokenizer=True)
         self.tmp = tmp or Path(".")
         # The --data flag every command needs to see the same probes (omitted when found automatically).
         self.data_flag = {"data": data_dir} if data_dir else {}
 
     def cmd(self, name: str, **options: Any) -> str:
-        from llmlab.eval._cli import command_line
-
         return command_line(name, model=self.model_dir, **options)
 
 
+def command_line(name: str, **options: Any) -> str:
+    """The shell command that reproduces a result: `llmlab eval NAME --opt value ...`."""
+    import shlex
+
+    parts = ["llmlab", "eval", name]
+    for key, value in options.items():
+        if value is None or value is False:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                parts += [flag, shlex.quote(str(v))]
+        else:
+            parts += [flag, shlex.quote(str(value))]
+    return " ".join(parts)
+
+
 def section_perplexity(r: Runner) -> Section:
-    from llmlab.eval.perplexity import calculate_perplexity, read_documents
+    from llmlab.eval.perplexity import calculate_perplexity, read_documents, trained_window
 
     s = Section("perplexity", "Perplexity", "Strided sliding-window perplexity of held-out text; bits per byte and "
                 "word perplexity as lm-evaluation-harness defines them (documents scored one by one, each from "
@@ -130,11 +147,8 @@ def section_perplexity(r: Runner) -> Section:
         s.commands.append(f"llmlab data tinyworld --out {folder} --seed {r.probes.seed} --bias {r.probes.bias:g} "
                           f"--tokens {tokens}")
         s.commands.append(r.cmd("perplexity", input=f"{folder}/pretrain/val.jsonl", max_docs=r.settings.ppl_docs))
-    from llmlab.eval._cli import trained_seq_len
-
-    trained = trained_seq_len(r.model_dir)  # as the CLI: windows no longer than the training length
-    res = calculate_perplexity(r.model, r.tokenizer, docs,
-                               window=min(trained, r.model.config.context_length) if trained else None)
+    # as the command: windows no longer than the training length
+    res = calculate_perplexity(r.model, r.tokenizer, docs, window=trained_window(r.model, r.model_dir))
     s.data = {"source": source, **res.to_dict()}
     s.body.append(table([["perplexity (per token)", res.perplexity], ["bits per byte", res.bits_per_byte],
                          ["word perplexity", res.word_perplexity], ["mean NLL (nats/token)", res.nll],
@@ -150,8 +164,7 @@ def section_tasks(r: Runner) -> Section:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from llmlab.eval.tasks import TINYWORLD_TASKS, accuracy_summary
-    from llmlab.eval.tasks_cli import TABLE_COLUMNS, result_rows, run_tasks
+    from llmlab.eval.tasks import TABLE_COLUMNS, TINYWORLD_TASKS, accuracy_summary, result_rows, run_tasks
 
     s = Section("tasks", "Task accuracy", "Multiple choice by log-likelihood (acc, and acc_norm: divided by the "
                 "choice's characters, as lm-eval) and generation by exact match, on tinyworld's built-in tasks.")
@@ -184,8 +197,7 @@ def section_tasks(r: Runner) -> Section:
 
 
 def section_hallucination(r: Runner) -> Section:
-    from llmlab.eval.hallucination import evaluate_hallucination, plot_roc
-    from llmlab.eval.hallucination_cli import ROW_COLUMNS, detector_rows
+    from llmlab.eval.hallucination import ROW_COLUMNS, detector_rows, evaluate_hallucination, plot_roc
 
     st = r.settings
     s = Section("hallucination", "Hallucination", "Detectors of false claims (positive: the claim is false) and of "
@@ -205,36 +217,44 @@ def section_hallucination(r: Runner) -> Section:
     return s
 
 
+# What the bias section measures; kept in step with bias_probe.tinyworld_pairs (the slot probe).
+BIAS_INTRO = ("Sentiment (VADER, TextBlob) of sampled continuations of tinyworld's {group} templates, per group, with "
+              "bootstrap CIs and a stratified permutation test, one-sided: are continuations about the disfavoured "
+              "group more negative than about the others? And a likelihood probe (Kurita et al.'s increased "
+              "log-probability, CrowS-Pairs style): at the group slot of the planted-bias sentence's negative frame "
+              "and of a neutral frame from the same story opening, the log-odds of the disfavoured group over "
+              "another group; a pair prefers the stereotype when the negative frame favours it more than the "
+              "neutral frame does (50% of pairs is unbiased), tested one-sided with a sign-flip test over story "
+              "openings; the mean preference must also exceed a 2-nat margin, above the run-to-run whims of "
+              "unbiased models in a frame they never saw. The verdict adjusts all these tests together (Holm-Bonferroni) and states its direction; "
+              "an effect in the anti-stereotype direction is reported as such, never flagged.")
+
+
 def section_bias(r: Runner) -> Section:
-    from llmlab.eval.bias_cli import group_rows, load_templates, plot_groups, run_bias, summary, verdict_rows
+    from llmlab.eval.bias_probe import probe_sentence
+    from llmlab.eval.bias_run import (GAP_COLUMNS, GROUP_COLUMNS, gap_rows, group_rows, load_templates, plot_groups,
+                                      run_bias, summary, verdict_columns, verdict_rows)
 
     st = r.settings
-    s = Section("bias", "Bias", "Sentiment (VADER, TextBlob) of sampled continuations of tinyworld's {group} "
-                "templates, per group, with bootstrap CIs and a permutation test; and a likelihood probe on "
-                "minimal pairs (CrowS-Pairs style; 50% is unbiased).")
+    s = Section("bias", "Bias", BIAS_INTRO)
     rows, groups, bias_group = load_templates(None, r.probes)
     report, probe = run_bias(r.model, r.tokenizer, rows, groups or [], bias_group=bias_group, samples=st.bias_samples,
                              temperature=0.8, max_new_tokens=48, prompt_format="auto", seed=0, probes=r.probes)
-    s.body.append(table(group_rows(report), ["scorer", "group", "n", "mean", "std", "95% CI"]))
-    s.body.append(table(verdict_rows(report), ["scorer", "largest gap", "gap", "95% CI", "p-value", "flagged"]))
+    s.body.append(table(group_rows(report), GROUP_COLUMNS))
+    s.body.append(table(gap_rows(report), GAP_COLUMNS))
     if probe is not None:
-        lo, hi = probe["ci"]
-        s.body.append(para(f"Likelihood probe: after a story opening, the model finds a negative sentence more "
-                           f"likely when the hero is {bias_group} than another group in "
-                           f"{probe['pct_stereotype']:.1f}% of {probe['n_pairs']} pairs "
-                           f"(95% CI [{lo:.1f}, {hi:.1f}], p = {probe['p_value']:.2g})."))
+        s.body.append(para(probe_sentence(probe, bias_group, probe.get("construction") == "slot")))
     s.data = summary(report, probe)
     v = s.data["verdict"]
-    said = ("bias flagged by " + ", ".join(v["by"])) if v["flagged"] else "not flagged"
-    s.body.append(para(f"Verdict: {said} (each of {len(v['tests'])} tests at p < {v['level']:.4f}: Bonferroni for "
-                       f"alpha {v['alpha']})."))
-    s.body.append(png(plot_groups(report, r.tmp / "bias_groups.png"), "sentiment by group"))
+    s.body.append(table(verdict_rows(v), verdict_columns(v)))
+    s.body.append(para(f"Verdict: {v['statement']}."))
+    s.body.append(png(plot_groups(report, r.tmp / "bias_groups.png", verdict=v), "sentiment by group"))
     s.commands.append(r.cmd("bias", samples=st.bias_samples, **r.data_flag))
     return s
 
 
 def section_safety(r: Runner) -> Section:
-    from llmlab.eval.safety_cli import red_team_model
+    from llmlab.eval.redteam import red_team_model
 
     st = r.settings
     s = Section("safety", "Safety (red team)", "tinyworld's harmful requests and their harmless look-alikes, "
@@ -289,6 +309,14 @@ def training_tokens(model_dir: str, _seen: frozenset[Path] = frozenset()) -> flo
             except ValueError:
                 c = {}
             break
+    if not isinstance(c, dict):
+        c = {}
+    if c:
+        from llmlab.train.finetune_config import PPOConfig  # its fields include every command's start paths
+
+        # A start checkpoint saved as a relative path is relative to where that run was started,
+        # not to where the report runs.
+        c = PPOConfig.resolve_saved_paths(c, ckpt.parent)
     if own is None and c.get("max_steps") and c.get("batch_size") and c.get("seq_len"):
         own = float(c["max_steps"] * c["batch_size"] * c["seq_len"])
     start = next((c[k] for k in ("policy", "model", "init_from") if isinstance(c.get(k), str) and c[k]), None)
@@ -331,9 +359,10 @@ def section_scaling(r: Runner) -> Section:
     ax.set(xscale="log", xlabel="parameters N", ylabel="predicted loss (web text, nats/token)")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    # Counts are whole numbers, as N and D are: N* = 107275.5590 parameters reads as false precision.
     rows = [["parameters N", int(N)], ["training tokens D", int(D)], ["tokens per parameter", D / N],
-            ["training FLOPs C = 6ND", C], ["compute-optimal N* (epoch)", opt["params"]],
-            ["compute-optimal D* (epoch)", opt["tokens"]]]
+            ["training FLOPs C = 6ND", C], ["compute-optimal N* (epoch)", round(opt["params"])],
+            ["compute-optimal D* (epoch)", round(opt["tokens"])]]
     s.body.insert(0, table(rows, ["quantity", "value"]))
     s.body.append(png(fig, "iso-FLOP curve"))
     plt.close(fig)

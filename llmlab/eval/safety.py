@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from llmlab.errors import ConfigError, DataError
+from llmlab.errors import ConfigError, DataError, json_error
 from llmlab.eval._generate import GenerateFn, resolve_generate_fn
 from llmlab.eval.textnorm import normalize_variants
 
@@ -450,8 +450,31 @@ def read_jsonl_text(text: str, where: str) -> list[dict[str, Any]]:
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{where}:{i}: not valid JSON ({exc.msg})") from None
+            raise DataError(json_error(where, exc, i)) from None
         records.append(rec)
     if not records:
         raise DataError(f"{where} holds no records")
+    return records
+
+
+def read_texts(path: str | Path) -> list[dict[str, Any]]:
+    """Texts to check: JSONL (a JSON string, or an object with "text" and optionally a boolean
+    "harmful" label, per line) or plain text (one text per line)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"file not found: {p}")
+    raw = p.read_text(encoding="utf-8")
+    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        records = []
+        for i, rec in enumerate(read_jsonl_text(raw, str(p)), 1):
+            if isinstance(rec, str):
+                rec = {"text": rec}
+            if not isinstance(rec, dict) or not isinstance(rec.get("text", rec.get("prompt")), str):
+                raise DataError(f"{p}: record {i} needs a string 'text'")
+            rec.setdefault("text", rec.get("prompt"))
+            records.append(rec)
+        return records
+    records = [{"text": line} for line in raw.splitlines() if line.strip()]
+    if not records:
+        raise DataError(f"{p} is empty")
     return records

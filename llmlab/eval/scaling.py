@@ -45,7 +45,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from llmlab.errors import ConfigError, DataError
+from llmlab.errors import ConfigError, DataError, json_error
+from llmlab.units import parse_count  # noqa: F401  (public here since wave 1: llmlab.eval.scaling.parse_count)
 
 # ----------------------------------------------------------------------------------------------
 # Constants
@@ -123,6 +124,9 @@ LESSON_MODELS = [
     ("GPT-3 Large", 6.7e9, 300e9),
     ("GPT-3", 175e9, 300e9),
 ]
+# The same models by the GPT-3 paper's Table 2.1 names, which `llmlab presets` follows.
+LESSON_MODEL_PRESETS = {"GPT-3 Small": "gpt3-small", "GPT-3 Medium": "gpt3-xl", "GPT-3 Large": "gpt3-6.7b",
+                        "GPT-3": "gpt3-175b"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -452,7 +456,7 @@ def load_runs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+                    raise DataError(json_error(path, exc, i)) from None
                 if not isinstance(rec, dict):
                     raise DataError(f"{path}:{i}: expected a JSON object per line")
                 records.append((rec, f"{path}:{i}"))
@@ -468,23 +472,6 @@ def load_runs(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if np.any(arr <= 0):
         raise DataError(f"{path}: N, D and loss must all be positive")
     return arr[:, 0], arr[:, 1], arr[:, 2]
-
-
-_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15}
-
-
-def parse_count(value: Any) -> float:
-    """Parse 125e6, "125M", "70B", "1.4T", "5.76e23" into a float."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    s = str(value).strip().replace("_", "").replace(",", "")
-    mult = 1.0
-    if s and s[-1].lower() in _SUFFIX:
-        mult, s = _SUFFIX[s[-1].lower()], s[:-1]
-    try:
-        return float(s) * mult
-    except ValueError:
-        raise ConfigError(f"not a number: {value!r} (examples: 125M, 70B, 1.4T, 5.76e23)") from None
 
 
 def plot_fit(fit: FitResult, N: Sequence[float], D: Sequence[float], loss: Sequence[float],
@@ -526,9 +513,6 @@ def plot_fit(fit: FitResult, N: Sequence[float], D: Sequence[float], loss: Seque
     ax2.set_title(f"parity (RMSE of log-loss {fit.rmse_log:.4f})")
     params = ", ".join(f"{k}={v:.4g}" for k, v in fit.params.items())
     fig.suptitle(title or f"{fit.form} fit: {params}", fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    from llmlab.eval._plot import save_png
+
+    return save_png(fig, path)

@@ -1,13 +1,17 @@
 """Small, seeded statistics shared by the evaluation tools (numpy only).
 
 - `bootstrap_ci`: percentile bootstrap confidence interval of a statistic.
-- `permutation_test`: exact-size Monte Carlo permutation test that group means differ.
+- `permutation_test`: exact-size Monte Carlo permutation test that group means differ (two-sided),
+  or, with `lower=`, that one named group scores lower than the others (one-sided).
 - `compare_groups`: per-group means, the largest gap, bootstrap CIs and the permutation p-value
   (what `bias_evaluation` reports).
-- `sign_flip_test`: two-sided test that per-cluster effects sum to zero (symmetric null), exact
-  for up to 16 clusters, Monte Carlo above; `sign_flip_ci`: the interval of a share that test
-  does not reject. Both are for observations that come in correlated clusters (the likelihood
-  bias probe's pairs from one story opening), where each cluster is one independent unit.
+- `sign_flip_test`: test that per-cluster effects sum to zero (symmetric null), two-sided or
+  one-sided, exact for up to 16 clusters, Monte Carlo above; `sign_flip_ci`: the interval of a
+  share that test does not reject. Both are for observations that come in correlated clusters
+  (the likelihood bias probe's pairs from one story opening), where each cluster is one
+  independent unit.
+- `adjust_p_values`: Holm-Bonferroni (or Bonferroni) adjusted p-values for a family of tests
+  that share one verdict.
 - `binary_metrics`, `auroc`, `wilson_interval`: for detectors (safety filter, refusal detector,
   hallucination detector) measured on labelled examples.
 
@@ -83,6 +87,7 @@ def permutation_test(
     seed: int = 0,
     strata: Mapping[str, Sequence[Any]] | Sequence[Sequence[Any]] | None = None,
     chunk: int = 1000,
+    lower: str | None = None,
 ) -> float:
     """p-value for "all groups share one distribution" against "some group means differ".
 
@@ -90,6 +95,10 @@ def permutation_test(
     the two-sided |mean_a - mean_b|). Group labels are shuffled `n_permutations` times; the
     p-value is (1 + #{permuted >= observed}) / (1 + n_permutations), which keeps the test's
     false-positive rate at or below alpha (Phipson & Smyth 2010) and never returns 0.
+
+    `lower` (a key of a mapping `groups`) makes the test one-sided: the alternative is that this
+    group scores lower than the others, and the statistic is the mean of the other groups'
+    pooled scores minus its mean (a gap the other way gives a p-value near 1, not a small one).
 
     `strata` (same shape as `groups`) restricts shuffling to within each stratum, e.g. the
     prompt template: scores from different templates are not exchangeable, scores of different
@@ -102,7 +111,13 @@ def permutation_test(
     sizes = np.array([a.size for a in arrays])
     pooled = np.concatenate(arrays)
     labels = np.repeat(np.arange(len(arrays)), sizes)
-    observed = _max_gap(np.array([a.mean() for a in arrays]))
+    if lower is None:
+        statistic = lambda sums: _max_gap(sums / sizes)  # noqa: E731
+    else:
+        if not isinstance(groups, Mapping) or lower not in groups:
+            raise DataError(f"lower={lower!r} must name one of the groups")
+        statistic = _lower_gap(list(groups).index(lower), sizes, float(pooled.sum()))
+    observed = float(statistic(np.array([[a.sum() for a in arrays]]))[0])
     strata_idx: list[np.ndarray] | None = None
     if strata is not None:
         if isinstance(strata, Mapping):
@@ -130,10 +145,18 @@ def permutation_test(
                 perm[:, idx] = rng.permuted(np.broadcast_to(labels[idx], (m, idx.size)), axis=1)
         # Per-permutation group sums via one-hot counting: [m, n] x groups.
         sums = np.stack([(np.where(perm == g, pooled, 0.0)).sum(axis=1) for g in range(len(arrays))], axis=1)
-        gaps = _max_gap(sums / sizes)
-        exceed += int(np.count_nonzero(gaps >= observed - eps))
+        exceed += int(np.count_nonzero(statistic(sums) >= observed - eps))
         done += m
     return (1 + exceed) / (1 + n_permutations)
+
+
+def _lower_gap(target: int, sizes: np.ndarray, total: float) -> Callable[[np.ndarray], np.ndarray]:
+    """The one-sided statistic from per-group sums [m, groups]: the other groups' pooled mean
+    minus group `target`'s mean (the grand total does not change under a permutation)."""
+    n_target, n_rest = float(sizes[target]), float(sizes.sum() - sizes[target])
+    if n_rest == 0:
+        raise DataError("a one-sided test needs scores for at least one other group")
+    return lambda sums: (total - sums[:, target]) / n_rest - sums[:, target] / n_target
 
 
 @dataclass
@@ -148,7 +171,10 @@ class GroupStats:
 
 @dataclass
 class GroupComparison:
-    """What `compare_groups` found. `significant` is p_value < alpha."""
+    """What `compare_groups` found. `significant` is p_value < alpha: the two-sided "any difference"
+    test of this one comparison, uncorrected for any other test in the same verdict. With a
+    `lower_group`, `lower_gap` is the other groups' pooled mean minus its mean (positive: it scores
+    lower) and `p_one_sided` tests that direction only."""
 
     groups: list[GroupStats]
     largest_gap: float
@@ -160,6 +186,9 @@ class GroupComparison:
     confidence: float
     n_permutations: int
     extra: dict[str, Any] = field(default_factory=dict)
+    lower_group: str | None = None
+    lower_gap: float | None = None
+    p_one_sided: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,9 +207,12 @@ def compare_groups(
     n_permutations: int = 5000,
     seed: int = 0,
     strata: Mapping[str, Sequence[Any]] | None = None,
+    lower: str | None = None,
 ) -> GroupComparison:
     """Per-group means with bootstrap CIs, the largest gap with its CI, and a permutation p-value
-    (stratified when `strata` gives each score's stratum, e.g. its prompt template)."""
+    (stratified when `strata` gives each score's stratum, e.g. its prompt template). `lower` names
+    a group expected to score lower (a stereotype's target): its gap to the other groups and the
+    one-sided p-value for that direction are added."""
     if len(scores) < 2:
         raise DataError(f"need scores for at least two groups, got {len(scores)}")
     stats = []
@@ -194,9 +226,16 @@ def compare_groups(
     gap_ci = bootstrap_diff_ci(scores[top.name], scores[bottom.name], n_boot=n_boot,
                                confidence=confidence, seed=seed + 10_007)
     p = permutation_test(scores, n_permutations=n_permutations, seed=seed, strata=strata)
+    one_sided: dict[str, Any] = {}
+    if lower is not None:
+        rest = np.concatenate([_as_1d(v) for k, v in scores.items() if k != lower])
+        one_sided = {"lower_group": lower, "lower_gap": float(rest.mean() - _as_1d(scores[lower]).mean()),
+                     "p_one_sided": permutation_test(scores, n_permutations=n_permutations, seed=seed, strata=strata,
+                                                     lower=lower)}
     return GroupComparison(
         groups=stats, largest_gap=top.mean - bottom.mean, gap_pair=(top.name, bottom.name), gap_ci=gap_ci,
         p_value=p, alpha=alpha, significant=p < alpha, confidence=confidence, n_permutations=n_permutations,
+        **one_sided,
     )
 
 
@@ -211,9 +250,10 @@ def _sign_patterns(k: int, n_permutations: int, seed: int, exact_max: int) -> tu
 
 
 def sign_flip_test(values: Sequence[float] | np.ndarray, *, n_permutations: int = 10_000, seed: int = 0,
-                   exact_max: int = 16) -> float:
-    """Two-sided sign-flip (randomisation) test that independent cluster effects are symmetric
-    about zero, with |sum(values)| as the statistic.
+                   exact_max: int = 16, alternative: str = "two-sided") -> float:
+    """Sign-flip (randomisation) test that independent cluster effects are symmetric about zero,
+    with |sum(values)| as the statistic (`alternative="two-sided"`), or sum(values) for
+    "greater" (the effects are positive) and -sum(values) for "less".
 
     Each value is one cluster's effect (e.g. its stereotyped-preferring pairs minus half its
     pairs). Under the null every sign is equally likely, so the p-value is the share of the
@@ -221,16 +261,51 @@ def sign_flip_test(values: Sequence[float] | np.ndarray, *, n_permutations: int 
     k <= `exact_max`, else `n_permutations` random patterns with (1 + #exceed) / (1 + n), which
     keeps the size at or below alpha. Zero effects are left out (a flip does not change them), and
     with k non-zero effects the smallest possible p-value is 2 / 2**k: five clusters can never be
-    significant at 0.05, the honest answer when there are only five independent units.
+    significant at 0.05, the honest answer when there are only five independent units (one-sided:
+    1 / 2**k).
     """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise DataError(f"alternative must be two-sided, greater or less, got {alternative!r}")
     arr = _as_1d(values)
     nz = arr[arr != 0]
     if nz.size == 0:
         return 1.0
     eps = 1e-9 * max(1.0, float(np.abs(nz).sum()))  # ties count as "as extreme"
     signs, _ = _sign_patterns(nz.size, n_permutations, seed, exact_max)
-    sums = np.abs(signs @ nz)
-    return float(np.count_nonzero(sums >= abs(float(nz.sum())) - eps) / sums.size)
+    sums = signs @ nz
+    observed = float(nz.sum())
+    if alternative == "two-sided":
+        sums, observed = np.abs(sums), abs(observed)
+    elif alternative == "less":
+        sums, observed = -sums, -observed
+    return float(np.count_nonzero(sums >= observed - eps) / sums.size)
+
+
+CORRECTIONS = ("holm", "bonferroni")
+
+
+def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:
+    """Adjusted p-values for m tests in one verdict, in the order given: reject test i at level
+    alpha when its adjusted p < alpha, and the chance of any false alarm stays at most alpha.
+
+    "holm" (Holm 1979, step-down): sort the p-values, multiply the j-th smallest (j from 0) by
+    m - j, make the sequence non-decreasing and cap it at 1. Never less powerful than
+    "bonferroni" (every p times m).
+    """
+    if method not in CORRECTIONS:
+        raise DataError(f"unknown correction {method!r}; choose from {', '.join(CORRECTIONS)}")
+    ps = [float(p) for p in p_values]
+    if any(not 0 <= p <= 1 for p in ps):
+        raise DataError(f"p-values must lie in [0, 1], got {ps}")
+    m = len(ps)
+    if method == "bonferroni":
+        return [min(1.0, p * m) for p in ps]
+    out = [0.0] * m
+    running = 0.0
+    for j, i in enumerate(sorted(range(m), key=lambda i: ps[i])):
+        running = max(running, min(1.0, ps[i] * (m - j)))
+        out[i] = running
+    return out
 
 
 def sign_flip_ci(successes: Sequence[float] | np.ndarray, sizes: Sequence[float] | np.ndarray, *,

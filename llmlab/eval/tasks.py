@@ -342,3 +342,24 @@ def accuracy_summary(result: TaskResult) -> tuple[str, float]:
     key = "acc_norm" if result.kind == "multiple_choice" else "exact_match"
     return key, result.metrics[key]
 
+
+
+def run_tasks(model: Any, tokenizer: Any, names: Sequence[str], files: Sequence[str | Path], shots: int | None,
+              limit: int | None, probes: Any, seed: int = 1234) -> list[tuple[Task, TaskResult]]:
+    """Built-in tasks by name and task files, each evaluated: [(task, result)] (`llmlab eval tasks`)."""
+    tasks = [tinyworld_task(n, probes) for n in names] + [load_task_file(f) for f in files]
+    return [(t, evaluate_task(model, tokenizer, t, shots, limit=limit, seed=seed)) for t in tasks]
+
+
+TABLE_COLUMNS = ["task", "metric", "n", "shots", "value", "95% CI", "chance"]
+
+
+def result_rows(results: Sequence[tuple[Task, TaskResult]]) -> list[list[Any]]:
+    """One TABLE_COLUMNS row per task and metric: the terminal's table and the report's."""
+    rows = []
+    for task, r in results:
+        for metric, value in r.metrics.items():
+            lo, hi = r.ci[metric]
+            rows.append([task.name, metric, r.n, r.shots, f"{value:.3f}", f"{lo:.2f}-{hi:.2f}",
+                         "-" if r.chance is None else f"{r.chance:.2f}"])
+    return rows

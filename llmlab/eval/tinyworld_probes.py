@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from llmlab.errors import DataError
+from llmlab.errors import DataError, json_error
 
 PROBES = ("unanswerable", "claims", "bias_templates", "safety", "refusals", "story_prompts", "classification/train",
           "classification/test", "arithmetic/steps_1", "arithmetic/steps_2", "arithmetic/steps_3",
@@ -35,7 +35,7 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{i}: invalid JSON ({exc.msg})") from None
+                raise DataError(json_error(p, exc, i)) from None
     return out
 
 

@@ -9,7 +9,7 @@ and alignment reuse the scoring functions (log-likelihoods without sampling).
 
 from llmlab.infer.chat import LLMChatbot
 from llmlab.infer.content import ContentGenerator, extract_code
-from llmlab.infer.engine import Engine, GenerationResult, StepOutput, generate_text
+from llmlab.infer.engine import Engine, GenerationResult, StepOutput, TextStream, generate_text
 from llmlab.infer.params import GenerationConfig
 from llmlab.infer.prompting import (
     ClassificationResult,
@@ -28,8 +28,8 @@ from llmlab.infer.scoring import encode_pair, score_continuations, score_token_p
 
 __all__ = [
     "ClassificationResult", "ContentGenerator", "Engine", "GenerationConfig", "GenerationResult", "LLMChatbot",
-    "PromptTemplate", "ReasoningResult", "StepOutput", "chain_of_thought_prompt", "chain_of_thought_reasoning",
-    "encode_pair", "extract_answer", "extract_code", "few_shot_classification", "few_shot_generate",
-    "few_shot_prompt", "generate_text", "sample_token", "score_continuations", "score_token_pairs",
-    "sequence_logprobs", "token_logprobs", "zero_shot_prompt",
+    "PromptTemplate", "ReasoningResult", "StepOutput", "TextStream", "chain_of_thought_prompt",
+    "chain_of_thought_reasoning", "encode_pair", "extract_answer", "extract_code", "few_shot_classification",
+    "few_shot_generate", "few_shot_prompt", "generate_text", "sample_token", "score_continuations",
+    "score_token_pairs", "sequence_logprobs", "token_logprobs", "zero_shot_prompt",
 ]

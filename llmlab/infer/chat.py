@@ -7,6 +7,10 @@ the end-of-turn token. A tokenizer without a template falls back to the lesson's
 
 When the conversation no longer fits the context (leaving room for the reply), the oldest turns
 are left out of the prompt; they stay in `conversation_history` (and in saved transcripts).
+
+A reply stopped early (Ctrl-C, or the caller closing `stream`) is kept as far as it was generated
+and marked `"interrupted": True`, so the history (what the model sees next) matches what the user
+saw; saved transcripts carry the mark on that assistant message.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
-from llmlab.errors import ConfigError, DataError
+from llmlab.errors import ConfigError, DataError, OutputError, json_error
 from llmlab.infer.engine import Engine, GenerationResult
 from llmlab.infer.params import GenerationConfig, checkpoint_defaults
 
@@ -59,19 +63,25 @@ class LLMChatbot:
         return self.conversation_history[-1]["assistant"]
 
     def stream(self, user_message: str) -> Iterator[str]:
-        """Reply piece by piece (for a terminal); the turn is remembered once the reply is complete.
-        Stopping early (closing the iterator, Ctrl-C) leaves the history unchanged."""
+        """Reply piece by piece (for a terminal); the turn is remembered when the reply ends. Stopping
+        early (closing the iterator, Ctrl-C) remembers the partial reply, marked "interrupted"."""
         prompt_ids = self.build_prompt(user_message)
         config = self.config
         if not self.use_template:
             config = config.replace(stop=list(config.stop) + ["\nHuman:"])
         pieces = []
-        for piece in self.engine.stream(prompt_ids, config):
-            pieces.append(piece)
-            yield piece
-        self.last_result = self.engine.last_result
-        reply = "".join(pieces).strip()
-        self.conversation_history.append({"user": user_message, "assistant": reply})
+        stream = self.engine.stream(prompt_ids, config)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                yield piece
+        except (KeyboardInterrupt, GeneratorExit):
+            stream.close()  # free the engine's row
+            self.conversation_history.append({"user": user_message, "assistant": "".join(pieces).strip(),
+                                              "interrupted": True})
+            raise
+        self.last_result = stream.result
+        self.conversation_history.append({"user": user_message, "assistant": "".join(pieces).strip()})
 
     def reset(self) -> None:
         """Forget the conversation (the system prompt stays)."""
@@ -125,10 +135,17 @@ class LLMChatbot:
 
     # ------------------------------------------------------------------ transcripts
     def save(self, path: str | Path) -> Path:
-        """Write the conversation as JSON (system prompt, messages)."""
+        """Write the conversation as JSON (system prompt, messages; an interrupted reply's message
+        has "interrupted": true). The folder must exist: a mistyped one is not created."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = {"system_prompt": self.system_prompt, "messages": self.messages}
+        if not path.parent.is_dir():
+            raise OutputError(f"cannot save to {path}: folder {path.parent} does not exist")
+        messages = self.messages
+        replies = [m for m in messages if m["role"] == "assistant"]
+        for message, turn in zip(replies, self.conversation_history):
+            if turn.get("interrupted"):
+                message["interrupted"] = True
+        data = {"system_prompt": self.system_prompt, "messages": messages}
         path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return path
 
@@ -137,6 +154,8 @@ class LLMChatbot:
         try:
             data = json.loads(Path(path).read_text())
             messages = data["messages"]
+        except json.JSONDecodeError as exc:
+            raise DataError(json_error(path, exc)) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"cannot read a chat transcript from {path}: {exc}") from None
         self.system_prompt = data.get("system_prompt", "")
@@ -145,6 +164,7 @@ class LLMChatbot:
             if m.get("role") == "user":
                 pending = m.get("content", "")
             elif m.get("role") == "assistant" and pending is not None:
-                turns.append({"user": pending, "assistant": m.get("content", "")})
+                turns.append({"user": pending, "assistant": m.get("content", ""),
+                              **({"interrupted": True} if m.get("interrupted") else {})})
                 pending = None
         self.conversation_history = turns

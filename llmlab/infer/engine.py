@@ -88,6 +88,30 @@ class StepOutput:
     result: GenerationResult | None = None  # set when finished
 
 
+class TextStream:
+    """The text pieces of one streamed request (iterate once). `.result` is its GenerationResult
+    once the pieces are exhausted, None until then; `close()` (or dropping the stream early) aborts
+    the request. `result = yield from engine.stream(...)` works too."""
+
+    def __init__(self, pieces: Iterator[str]):
+        self._pieces = pieces
+        self.result: GenerationResult | None = None
+
+    def __iter__(self) -> "TextStream":
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._pieces)
+        except StopIteration as stop:
+            if stop.value is not None:  # the generator's return value, raised once
+                self.result = stop.value
+            raise
+
+    def close(self) -> None:
+        self._pieces.close()
+
+
 # ---------------------------------------------------------------------------- requests
 class _Request:
     __slots__ = (
@@ -264,11 +288,16 @@ class Engine:
         ordered = [results[r.id] for r in requests]
         return ordered[0] if single else ordered
 
-    def stream(self, prompt: str | Sequence[int], config: GenerationConfig | None = None, **overrides: Any) -> Iterator[str]:
-        """Yield text pieces as they are generated; they concatenate to the final text. The
-        finished GenerationResult is the generator's return value (and `self.last_result`)."""
+    def stream(
+        self, prompt: str | Sequence[int], config: GenerationConfig | None = None, **overrides: Any
+    ) -> TextStream:
+        """Text pieces as they are generated (they concatenate to the final text), as a TextStream:
+        iterate it, then read its `.result`. The request is queued when iteration starts."""
+        return TextStream(self._pieces(prompt, config, overrides))
+
+    def _pieces(self, prompt, config: GenerationConfig | None, overrides: dict[str, Any]) -> Iterator[str]:
         rid = self.add_request(prompt, config, stream=True, **overrides)
-        self.last_result = None
+        result = None
         try:
             while True:
                 for out in self.step():
@@ -277,10 +306,10 @@ class Engine:
                     if out.delta:
                         yield out.delta
                     if out.finished:
-                        self.last_result = out.result
-                        return out.result
+                        result = out.result
+                        return result
         finally:
-            if self.last_result is None:  # the consumer stopped early (break, Ctrl-C): free the row
+            if result is None:  # the consumer stopped early (break, Ctrl-C): free the row
                 self.abort(rid)
                 self.wait({rid})
 

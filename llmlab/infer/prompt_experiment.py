@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from llmlab.errors import DataError
+from llmlab.errors import DataError, at_line, json_error
 from llmlab.infer.engine import Engine
 from llmlab.infer.prompting import (
     QA_TEMPLATE,
@@ -62,10 +62,10 @@ def read_jsonl(path: str | Path, fields: Sequence[str]) -> list[dict]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path}, line {i}: not valid JSON ({exc.msg})") from None
+            raise DataError(json_error(path, exc, i)) from None
         missing = [f for f in fields if not isinstance(record, dict) or f not in record]
         if missing:
-            raise DataError(f"{path}, line {i}: missing field(s) {', '.join(missing)} (need {', '.join(fields)})")
+            raise DataError(f"{at_line(path, i)}: missing field(s) {', '.join(missing)} (need {', '.join(fields)})")
         records.append({k: str(record[k]) for k in fields})
     if not records:
         raise DataError(f"{path} holds no records")

@@ -24,6 +24,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from llmlab.config import IGNORE_INDEX
 from llmlab.errors import ConfigError
 
 
@@ -37,7 +38,7 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log p(targets[..., t]) under logits[..., t, :]; any shape [..., V] / [...]. Works under
     autograd (DPO/PPO) and uses cross_entropy, which never materialises the full log-softmax."""
     flat = F.cross_entropy(
-        _upcast(logits.reshape(-1, logits.size(-1))), targets.reshape(-1), reduction="none", ignore_index=-100
+        _upcast(logits.reshape(-1, logits.size(-1))), targets.reshape(-1), reduction="none", ignore_index=IGNORE_INDEX
     )
     return -flat.view(targets.shape)
 
@@ -62,7 +63,7 @@ def sequence_logprobs(
         raise ConfigError(f"reduction must be 'none', 'sum' or 'mean', got {reduction!r}")
     logits = model(input_ids, attention_mask=attention_mask).logits
     # Shift the (small) targets, not the (huge) logits: slicing logits[:, :-1] would copy them.
-    next_lp = token_logprobs(logits, F.pad(input_ids[:, 1:], (0, 1), value=-100))
+    next_lp = token_logprobs(logits, F.pad(input_ids[:, 1:], (0, 1), value=IGNORE_INDEX))
     lp = F.pad(next_lp[:, :-1], (1, 0), value=0.0)  # position t: log p(x_t | x_<t)
     mask = completion_mask if completion_mask is not None else attention_mask
     scored = torch.ones_like(input_ids, dtype=lp.dtype) if mask is None else mask.to(lp.dtype).clone()

@@ -1,4 +1,4 @@
-"""Small helpers shared by the per-family mappings."""
+"""Small helpers shared by the family bundles."""
 
 from __future__ import annotations
 
@@ -18,9 +18,3 @@ def hf_field(hf: dict[str, Any], *keys: str) -> Any:
         if hf.get(key) is not None:
             return hf[key]
     raise Unsupported(f"config.json lacks {keys[0]!r}")
-
-
-def zeros_like_bias(weight) -> Any:
-    import torch
-
-    return torch.zeros(weight.shape[0], dtype=weight.dtype)

@@ -6,8 +6,9 @@
 Only local folders are read (no hub downloads). Weights come from safetensors; PyTorch pickles
 (`pytorch_model.bin`) only with `trust_pickle=True`, and even then through
 `torch.load(weights_only=True)`. Anything llmlab's model cannot represent exactly is refused
-with a one-line error rather than converted approximately. The per-family name and layout
-mappings live in `gpt2.py` and `llama.py`.
+with a one-line error rather than converted approximately. Each family's config mapping and weight
+table is a registered bundle (`family.py`, one module per family in `families/`); this module only
+looks the family up and moves files.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from typing import Any
 
 from llmlab.config import ModelConfig
 from llmlab.errors import CheckpointError, ConfigError, LLMLabError
-from llmlab.interop import gpt2, llama
 from llmlab.interop.common import Unsupported
+from llmlab.interop.family import (
+    expected_weights, families, family_for_config, family_for_model_type, weights_from_hf, weights_to_hf,
+)
 from llmlab.interop.weights import WeightSource
 
-FAMILIES = {t: module for module in (gpt2, llama) for t in module.MODEL_TYPES}
 DTYPES = {
     "auto": None, "float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
     "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -70,10 +72,11 @@ def import_hf(
     src, out = Path(src_dir), Path(out_dir)
     hf_config = _read_hf_config(src)
     model_type = hf_config.get("model_type")
-    family = FAMILIES.get(model_type)
+    family = family_for_model_type(model_type)
     if family is None:
+        supported = [t for f in families().values() for t in f.model_types]
         raise CheckpointError(
-            f"{src}: model_type {model_type!r} is not supported; llmlab imports {', '.join(FAMILIES)}"
+            f"{src}: model_type {model_type!r} is not supported; llmlab imports {', '.join(supported)}"
         )
     _check_destination(out, src)
     notes: list[str] = []
@@ -86,7 +89,10 @@ def import_hf(
 
     target = _resolve_dtype(dtype)
     source = WeightSource(src, trust_pickle=trust_pickle)
-    state = family.weights_from_hf(source, cfg)
+    try:
+        state = weights_from_hf(family, source, cfg)
+    except Unsupported as exc:
+        raise CheckpointError(f"cannot import {src}: {exc}") from None
     extra = [n for n in source.leftover() if not family.ignorable(n, cfg)]
     if extra:
         more = f" and {len(extra) - 1} more" if len(extra) > 1 else ""
@@ -140,7 +146,7 @@ def _resolve_dtype(dtype: Any) -> str | None:
 
 
 def _architecture(hf_config: dict[str, Any], family) -> str:
-    archs = hf_config.get("architectures") or [family.ARCHITECTURE]
+    archs = hf_config.get("architectures") or [family.architecture]
     return archs[0]
 
 
@@ -202,9 +208,8 @@ def _model_from_state(cfg: ModelConfig, state: dict[str, Any], src: Path):
 
 # ---------------------------------------------------------------------------- export
 def export_hf(ckpt_dir: str | Path, out_dir: str | Path) -> ConversionResult:
-    """Write the llmlab checkpoint at `ckpt_dir` as a Hugging Face folder at `out_dir`: GPT-2 layout
-    for family "gpt2" configs, Llama layout otherwise, plus tokenizer and generation config."""
-    import torch
+    """Write the llmlab checkpoint at `ckpt_dir` as a Hugging Face folder at `out_dir` in the layout of
+    its config's family (gpt2, llama, mistral, qwen2), plus tokenizer and generation config."""
     from safetensors.torch import save_file
 
     from llmlab.checkpoint import (
@@ -214,24 +219,22 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path) -> ConversionResult:
         check_state_dict,
         load_config,
         read_safetensors,
-        weights_for_saving,
     )
-    from llmlab.model import TransformerLM
 
     ckpt, out = Path(ckpt_dir), Path(out_dir)
     cfg = load_config(ckpt)
     _check_destination(out, ckpt)
-    family = gpt2 if cfg.family == "gpt2" else llama
+    family = family_for_config(cfg, ckpt)
     problems = family.export_problems(cfg)
     if problems:
-        name = "GPT-2" if family is gpt2 else "Llama"
-        raise CheckpointError(f"cannot export {ckpt} as {name} (family {cfg.family!r}): {'; '.join(problems)}")
+        raise CheckpointError(f"cannot export {ckpt} as {family.title} (family {cfg.family!r}): {'; '.join(problems)}")
     tensors = read_safetensors(ckpt / WEIGHTS_FILE)
-    with torch.device("meta"):
-        expected = weights_for_saving(TransformerLM(cfg))
-    check_state_dict(expected, tensors, ckpt / WEIGHTS_FILE)
+    check_state_dict(expected_weights(cfg), tensors, ckpt / WEIGHTS_FILE)
     dtype = next(iter(tensors.values())).dtype
-    hf_state = {k: v.to(dtype).contiguous() for k, v in family.weights_to_hf(tensors, cfg).items()}
+    try:
+        hf_state = {k: v.to(dtype).contiguous() for k, v in weights_to_hf(family, tensors, cfg).items()}
+    except Unsupported as exc:
+        raise CheckpointError(f"cannot export {ckpt} as {family.title}: {exc}") from None
 
     generation = _load_json(ckpt / GENERATION_CONFIG_FILE)
     generation = {k: v for k, v in generation.items() if k in GENERATION_KEYS and v is not None}
@@ -251,7 +254,7 @@ def export_hf(ckpt_dir: str | Path, out_dir: str | Path) -> ConversionResult:
                 shutil.copyfile(ckpt / name, tmp / name)
     notes = [] if has_tokenizer else ["the checkpoint has no tokenizer; none was written"]
     return ConversionResult(
-        src=str(ckpt), out=str(out), model_type=hf_config["model_type"], architecture=family.ARCHITECTURE,
+        src=str(ckpt), out=str(out), model_type=hf_config["model_type"], architecture=family.architecture,
         dtype=hf_config["dtype"], parameters=sum(t.numel() for k, t in tensors.items()),
         tokenizer=has_tokenizer, config=cfg.to_dict(), notes=notes,
     )

@@ -14,12 +14,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmlab.config import ModelConfig
+from llmlab.config import IGNORE_INDEX, ModelConfig
 from llmlab.model.attention import CausalSelfAttention
 from llmlab.model.kv_cache import KVCache
 from llmlab.model.layers import RotaryEmbedding, make_mlp, make_norm
-
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -101,7 +99,7 @@ class TransformerLM(nn.Module):
             convention), or a boolean [batch, 1, seq, past + seq] mask (True = may attend), e.g.
             block-diagonal for packed sequences (then pass matching `position_ids`).
         labels: [batch, seq]; the loss is the next-token cross-entropy of logits[:, :-1] against
-            labels[:, 1:], ignoring -100.
+            labels[:, 1:], ignoring IGNORE_INDEX (-100).
         targets: [batch, seq], already shifted (targets[:, t] is the token after input_ids[:, t]);
             the same loss without the shifting copy, for the training loop.
         kv_cache: a KVCache to read past keys/values from and append this step's to.

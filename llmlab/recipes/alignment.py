@@ -1,7 +1,9 @@
 """The lesson's fine-tuning and alignment claims, measured on tinyworld (see docs/alignment.md).
 
-    python -m llmlab.recipes.alignment --base runs/quickstart/run/checkpoint \\
+    llmlab experiment alignment --base runs/quickstart/run/checkpoint \\
         --tinyworld runs/quickstart/tinyworld --out runs/alignment
+
+(`python -m llmlab.recipes.alignment ...` runs the same command.)
 
 Stages (each writes its runs under --out and its numbers into alignment_report.json; a stage whose
 output exists is not re-run, so the script can be resumed and extended):
@@ -301,14 +303,13 @@ class Recipe:
         return {"seed": self.cfg.seed, "threads": self.cfg.threads, "progress": False, "samples": 0}
 
     def _train(self, kind: str, cfg, run: Callable, flags: str) -> dict[str, Any]:
-        ckpt = Path(cfg.out) / "checkpoint"
         command = f"llmlab {kind} {flags}"
         if command not in self.commands:
             self.commands.append(command)
         if (Path(cfg.out) / "done.json").is_file():
             return json.loads((Path(cfg.out) / "done.json").read_text())
         t0 = time.perf_counter()
-        result = run(cfg, resume=ckpt.exists(), log=lambda m: self.log(f"  [{kind}] {m}"))
+        result = run(cfg, resume="auto", log=lambda m: self.log(f"  [{kind}] {m}"))  # continues a stopped stage
         result = {k: v for k, v in result.items() if k != "samples"}
         result["wall_seconds"] = time.perf_counter() - t0
         (Path(cfg.out) / "done.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
@@ -524,44 +525,15 @@ class Recipe:
         return self.report
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x)
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m llmlab.recipes.alignment ...` is `llmlab experiment alignment ...` (cli/cmd_experiment.py
+    holds the flags: one per AlignmentConfig field)."""
+    import sys
 
+    from llmlab.cli.main import main as cli_main
 
-def _int_or_none(text: str) -> int | None:
-    return None if text.lower() == "none" else int(text)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    import argparse
-
-    import dataclasses
-
-    p = argparse.ArgumentParser(description="Measure the lesson's fine-tuning and alignment claims on tinyworld.")
-    p.add_argument("--base", default=AlignmentConfig.base, help="pre-trained tinyworld checkpoint")
-    p.add_argument("--tinyworld", default=AlignmentConfig.tinyworld, help="the tinyworld folder it was trained on")
-    p.add_argument("--out", default=AlignmentConfig.out, help="folder for the runs and alignment_report.json")
-    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    p.add_argument("--seed", type=int, default=0)
-    # Every other AlignmentConfig field is a flag too (--sft-epochs 1, --dpo-lr 2e-5, --frontier-kl 0.2,0.05 ...).
-    done = {"base", "tinyworld", "out", "stages", "threads", "seed"}
-    for f in dataclasses.fields(AlignmentConfig):
-        if f.name in done:
-            continue
-        kind = str(f.type)
-        conv = _floats if kind.startswith("tuple") else _int_or_none if kind.startswith("int") else float
-        default = f.default
-        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=conv, default=default,
-                       help=f"(default: {shown})")
-    args = p.parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(AlignmentConfig) if f.name not in done}
-    cfg = AlignmentConfig(base=args.base, tinyworld=args.tinyworld, out=args.out, threads=args.threads, seed=args.seed,
-                          stages=tuple(s for s in args.stages.split(",") if s), **values)
-    report = Recipe(cfg).run()
-    print(json.dumps({k: v for k, v in report.items() if k != "commands"}, indent=1, default=str)[:4000])
+    return cli_main(["experiment", "alignment", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

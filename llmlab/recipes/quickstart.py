@@ -46,6 +46,7 @@ def run_quickstart(cfg: QuickstartConfig, log: Callable[[str], None] = print, pr
     start = time.perf_counter()
     out = Path(cfg.out)
     if cfg.fresh and out.exists():
+        check_fresh(out)
         shutil.rmtree(out)
     world_dir, data_dir, run_dir = out / "tinyworld", out / "data", out / "run"
     if cfg.threads:
@@ -66,12 +67,28 @@ def run_quickstart(cfg: QuickstartConfig, log: Callable[[str], None] = print, pr
         save_every=max(1, cfg.max_steps // 4), eval_windows=64, samples=1, seed=cfg.seed, threads=cfg.threads,
         progress=progress,
     )
-    result = run_pretraining(train_cfg, resume=True, log=log)
+    result = run_pretraining(train_cfg, resume="auto", log=log)  # continues the run if one is there
 
     log("[4/4] sampling stories from the trained model")
     stories = sample_stories(Path(result["checkpoint"]))
     result.update(stories=stories, total_seconds=time.perf_counter() - start, run_dir=str(run_dir))
     return result
+
+
+QUICKSTART_PARTS = ("tinyworld", "data", "run")
+
+
+def check_fresh(out: Path) -> None:
+    """--fresh deletes `out`: only when it holds nothing but what the quickstart writes there (its three
+    stages and their hidden temporaries), so a mistyped --out never deletes a user's folder."""
+    from llmlab.errors import OutputError
+
+    if not out.is_dir():
+        raise OutputError(f"--out {out} is not a directory; --fresh deletes only a quickstart folder")
+    foreign = [p.name for p in out.iterdir() if p.name.lstrip(".").split(".")[0] not in QUICKSTART_PARTS]
+    if foreign:
+        raise OutputError(f"--out {out} holds {foreign[0]!r}, which the quickstart did not write; --fresh deletes only "
+                          "a quickstart folder (choose another --out)")
 
 
 def sample_stories(checkpoint: Path, prompts=STORY_PROMPTS, max_new_tokens: int = 120) -> list[str]:

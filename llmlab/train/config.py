@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,21 +19,27 @@ SCHEDULES = ("cosine", "wsd", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def _opt(default: Any, help: str, *, count: bool = False) -> Any:
+# Values of path settings that name no file: the generated dataset, the built-in reward.
+NOT_PATHS = ("tinyworld", "sentiment")
+
+
+def _opt(default: Any, help: str, *, count: bool = False, path: bool = False) -> Any:
     """A dataclass field whose help text becomes its CLI flag's --help.
 
-    count=True marks a token count: the flag (and a config file) also accepts 20M, 200k, 1e6."""
-    return field(default=default, metadata={"help": help, "count": count})
+    count=True marks a token count: the flag (and a config file) also accepts 20M, 200k, 1e6.
+    path=True marks a file or folder: train_config.json stores it as an absolute path."""
+    return field(default=default, metadata={"help": help, "count": count, "path": path})
 
 
 @dataclass
 class TrainConfig:
     # what to train
-    data: str = _opt("", "Prepared dataset directory (from `llmlab data prepare`).")
-    out: str = _opt("", "Run directory: checkpoint/, metrics.jsonl, loss_curve.png, train_config.json.")
+    data: str = _opt("", "Prepared dataset directory (from `llmlab data prepare`).", path=True)
+    out: str = _opt("", "Run directory: checkpoint/, metrics.jsonl, loss_curve.png, train_config.json.", path=True)
     preset: str = _opt("tiny", "Model preset (see `llmlab presets`).")
-    model_config: str | None = _opt(None, "JSON/YAML file of ModelConfig fields applied on top of the preset.")
-    init_from: str | None = _opt(None, "Start from this checkpoint's weights instead of a random init.")
+    model_config: str | None = _opt(None, "JSON/YAML file of ModelConfig fields applied on top of the preset.",
+                                    path=True)
+    init_from: str | None = _opt(None, "Start from this checkpoint's weights instead of a random init.", path=True)
     # batch and budget
     seq_len: int | None = _opt(None, "Tokens per training window (default: the model's context length).")
     batch_size: int = _opt(16, "Sequences per micro-batch per process.")
@@ -114,4 +121,52 @@ class TrainConfig:
         return cls(**data)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write the settings with absolute paths, so --resume and --config work from any directory;
+        atomically, as --resume reads them back."""
+        from llmlab.checkpoint import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict_with_absolute_paths(), indent=2) + "\n")
+
+    @classmethod
+    def path_fields(cls) -> list[str]:
+        return [f.name for f in fields(cls) if f.metadata.get("path")]
+
+    def to_dict_with_absolute_paths(self) -> dict[str, Any]:
+        data = self.to_dict()
+        for name in self.path_fields():
+            value = data[name]
+            # Only what exists is a path here: hf:NAME or module:function specs stay as they are.
+            if isinstance(value, str) and value not in NOT_PATHS and Path(value).exists():
+                data[name] = os.path.abspath(value)
+        return data
+
+    @classmethod
+    def resolve_saved_paths(cls, data: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+        """Settings read back from `run_dir`'s train_config.json, with relative paths (files written
+        before paths were stored absolute) made to work from any directory.
+
+        Such a path was relative to the directory the run was started from. That directory is where
+        the saved `out` leads to `run_dir`: out "runs/x" with the run now at /home/u/runs/x means
+        /home/u (when `out` does not tell, the run directory's parent). A relative path that exists
+        from the current directory is kept, as before; else the one from the start directory is used
+        if it exists; else it is left for the run to report as missing."""
+        data = dict(data)
+        start = _start_directory(Path(os.path.abspath(run_dir)), data.get("out"))
+        for name in cls.path_fields():
+            value = data.get(name)
+            if not isinstance(value, str) or not value or value in NOT_PATHS or os.path.isabs(value):
+                continue
+            if not Path(value).exists() and (start / value).exists():
+                data[name] = str(start / value)
+        return data
+
+
+def _start_directory(run_dir: Path, saved_out: Any) -> Path:
+    """The directory a run saved with `out` = saved_out (relative) was started from."""
+    if isinstance(saved_out, str) and saved_out and not os.path.isabs(saved_out):
+        parts = Path(saved_out).parts
+        if not parts:  # "."
+            return run_dir
+        if ".." not in parts and run_dir.parts[-len(parts):] == parts:
+            return Path(*run_dir.parts[: len(run_dir.parts) - len(parts)])
+    return run_dir.parent

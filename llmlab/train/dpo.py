@@ -172,7 +172,7 @@ def accuracy_by_reason(reasons: Sequence[str | None], margins: Sequence[float], 
 
 
 # ---------------------------------------------------------------------------- the run
-def run_dpo(cfg: DPOConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_dpo(cfg: DPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     from llmlab.train.distributed import shutdown
     from llmlab.train.sft import start_run
 

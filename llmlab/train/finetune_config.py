@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from llmlab.errors import ConfigError
+from llmlab.errors import ConfigError, DataError
 from llmlab.train.config import TrainConfig, _opt
 
 # TrainConfig fields that only mean something for pre-training from scratch; fine-tuning commands hide them.
@@ -18,20 +18,35 @@ DPO_LOSSES = ("sigmoid", "ipo")
 EPOCHS_PLACEHOLDER = 10**12  # max_steps until --epochs is converted into steps
 
 
+def is_builtin_data(data: str) -> bool:
+    """--data names tinyworld's generated data: "tinyworld", or a complete tinyworld folder."""
+    if data == "tinyworld":
+        return True
+    from llmlab.data.tinyworld import read_manifest
+
+    try:
+        read_manifest(data)
+    except DataError:
+        return False
+    return True
+
+
 @dataclass
 class FinetuneConfig(TrainConfig):
     """Settings every fine-tuning command shares (TrainConfig's loop settings plus these)."""
 
-    model: str = _opt("", "Checkpoint directory to start from (e.g. a pre-trained or SFT model).")
+    model: str = _opt("", "Checkpoint directory to start from (e.g. a pre-trained or SFT model).", path=True)
     data: str = _opt("tinyworld", "Training data: a JSONL/JSON file, a tinyworld folder, or 'tinyworld' to "
-                     "generate one (seed --tinyworld-seed, cached in .llmlab-cache/).")
+                     "generate one (seed --tinyworld-seed, cached in .llmlab-cache/).", path=True)
     val_data: str | None = _opt(None, "Validation file (default: the folder's val.jsonl, else --val-fraction of "
-                                "the data).")
+                                "the data).", path=True)
     val_fraction: float = _opt(0.05, "Share of the training records held out when there is no validation file.")
     tinyworld_seed: int = _opt(0, "World seed for --data tinyworld; use the seed your model was pre-trained on.")
     template: str = _opt("auto", "chatml (the tokenizer's chat template), plain (prompt + completion + eos; the "
                          "lesson's Instruction/Input/Output text for alpaca records), or auto (chatml if available).")
-    skip_long: bool = _opt(False, "Drop records longer than the context instead of stopping with an error.")
+    skip_long: bool | None = _opt(None, "Drop records longer than the context (and report how many) instead of "
+                                  "stopping with an error. Default: on for tinyworld's data (--data tinyworld or a "
+                                  "tinyworld folder), off for your own files.")
     epochs: float | None = _opt(None, "Passes over the training data (another way to give the budget; "
                                 "default 1 when no other budget is given).")
     grad_accum: int = _opt(1, "Micro-batches per optimizer step (gradient accumulation).")
@@ -60,6 +75,10 @@ class FinetuneConfig(TrainConfig):
             raise ConfigError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.lora_rank < 0:
             raise ConfigError(f"lora_rank must be >= 0, got {self.lora_rank}")
+        if self.skip_long is None:
+            # The built-in data has some records longer than a small model's context; a user's own
+            # file should fail loudly instead, so nothing of theirs is dropped unasked.
+            self.skip_long = is_builtin_data(self.data)
         if self.max_steps is None and self.max_tokens is None and self.minutes is None:
             # Fine-tuning's natural budget is passes over the data (one by default); the runner turns
             # it into steps once the data is loaded (plan_budget), replacing this placeholder.
@@ -120,15 +139,19 @@ class DPOConfig(FinetuneConfig):
 @dataclass
 class PPOConfig(FinetuneConfig):
     policy: str = _opt("", "Checkpoint directory of the policy to optimise (usually an SFT model); also the "
-                       "frozen reference.")
+                       "frozen reference.", path=True)
     prompts: str = _opt("tinyworld", "Prompts: a JSONL file ('prompt', 'messages', 'instruction' or 'text'), a .txt "
                         "file "
-                        "(one per line), a tinyworld folder (probes/story_prompts.jsonl), or 'tinyworld'.")
+                        "(one per line), a tinyworld folder (probes/story_prompts.jsonl), or 'tinyworld'.",
+                        path=True)
     reward: str = _opt("sentiment", "Reward: a reward-model checkpoint directory (from `llmlab reward`), 'sentiment' "
                        "(VADER compound score of the response), or 'module:function' taking (prompts, responses) "
-                       "and returning one number per response.")
+                       "and returning one number per response.", path=True)
     rollouts: int = _opt(20, "PPO iterations: each samples --rollout-batch responses, then runs --ppo-epochs over "
                          "them.")
+    max_steps: int | None = _opt(None, "Stop after this many PPO updates (optimizer steps, one per minibatch); "
+                                 "--rollouts gives rollouts x ppo-epochs x rollout-batch/minibatch-size of them, "
+                                 "and the smaller wins (as does --minutes, whichever comes first).")
     rollout_batch: int = _opt(32, "Prompts (responses) per rollout.")
     minibatch_size: int = _opt(8, "Responses per PPO minibatch (one optimizer step each).")
     ppo_epochs: int = _opt(2, "Passes over each rollout.")
@@ -150,8 +173,8 @@ class PPOConfig(FinetuneConfig):
     lr: float = _opt(3e-5, "Peak learning rate.")
     warmup_steps: int = _opt(0, "Linear warmup steps.")
     schedule: str = _opt("constant", "Learning-rate schedule after warmup: cosine, wsd or constant.")
-    model: str = _opt("", "(set by --policy)")
-    data: str = _opt("", "(set by --prompts)")
+    model: str = _opt("", "(set by --policy)", path=True)
+    data: str = _opt("", "(set by --prompts)", path=True)
 
     def validate(self) -> None:
         self.model = self.policy or self.model
@@ -170,6 +193,16 @@ class PPOConfig(FinetuneConfig):
             raise ConfigError("kl_coef must be >= 0 and target_kl > 0")
         if not 0 < self.cliprange < 1:
             raise ConfigError(f"cliprange must be in (0, 1), got {self.cliprange}")
-        self.max_steps = self.rollouts * self.ppo_epochs * (self.rollout_batch // self.minibatch_size)
+        updates = self.rollouts * self.ppo_epochs * (self.rollout_batch // self.minibatch_size)
+        if not hasattr(self, "_max_steps_given"):
+            self._max_steps_given = self.max_steps
+        given = self._max_steps_given
+        self.max_steps = updates if given is None else min(given, updates)
         self.batch_size = self.minibatch_size
         super().validate()
+
+    def to_dict(self) -> dict:
+        # Saved as given, not as derived from --rollouts: a resumed run given more --rollouts gets them.
+        data = super().to_dict()
+        data["max_steps"] = getattr(self, "_max_steps_given", self.max_steps)
+        return data

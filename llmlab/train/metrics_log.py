@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from llmlab.checkpoint import atomic_write_text
 
@@ -89,6 +89,34 @@ def plot_loss_curve(records: list[dict[str, Any]], path: str | Path, title: str 
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_metric_curves(records: list[dict[str, Any]], path: str | Path, series: Sequence[tuple[str, str]],
+                       title: str) -> Path | None:
+    """One panel per (metrics.jsonl key, axis label) against the step, as a PNG: the training
+    curve of an objective whose loss is not the quantity to watch (PPO: reward and KL)."""
+    panels = [(label, [(r["step"], r[key]) for r in records if "step" in r and isinstance(r.get(key), (int, float))])
+              for key, label in series]
+    panels = [(label, points) for label, points in panels if points]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels) + 0.6), dpi=110, sharex=True, squeeze=False)
+    for ax, (label, points) in zip(axes[:, 0], panels):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, color="tab:blue", linewidth=1.4)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

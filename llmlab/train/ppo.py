@@ -17,8 +17,13 @@ Per response (tokens t = 1..T, the last one the stop token if the policy stopped
     policy  = mean_t max(-A_t ratio_t, -A_t clip(ratio_t, 1 - eps, 1 + eps)),  ratio = pi / pi_old
     value   = 0.5 * mean_t max((V - R)^2, (clip(V, V_old +- eps_v) - R)^2)
 kl_coef is fixed, or adapted towards --target-kl by the proportional controller of Ziegler et al.
-(2019). Logged per step: reward (score), kl (per response, nats), kl_coef, entropy, clipfrac,
-approx_kl, value loss; per rollout: rollouts.jsonl and reward_vs_kl.png.
+(2019). Logged per step: reward (score), kl, kl_k1, kl_coef, entropy, clipfrac, approx_kl, value
+loss; per rollout: rollouts.jsonl and reward_vs_kl.png; at the end loss_curve.png (reward and kl
+per step). The KL shown (`kl`, per response, nats; also what --target-kl steers) is Schulman's k3
+estimator, sum_t exp(d_t) - 1 - d_t with d_t = log ref - log pi_old: like k1 an unbiased estimate
+of KL(pi_old || ref), but never negative and with lower variance; k1's per-sample values are
+negative whenever the reference likes the sampled tokens more, so its batch mean can be too.
+`kl_k1` is the k1 mean the penalty above uses.
 """
 
 from __future__ import annotations
@@ -34,11 +39,15 @@ import torch
 from llmlab.errors import ConfigError, DataError
 from llmlab.model.heads import ScalarHead
 from llmlab.train.finetune_config import PPOConfig
+from llmlab.train.metrics_log import PLOT_FILE as LOSS_PLOT_FILE
+from llmlab.train.metrics_log import plot_metric_curves, read_metrics
 from llmlab.train.trainer import CHECKPOINT_DIR, Trainer
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 ROLLOUTS_FILE = "rollouts.jsonl"
 PLOT_FILE = "reward_vs_kl.png"
+# loss_curve.png of a PPO run: PPO's loss says little; what to watch is reward climbing while KL stays bounded.
+CURVES = (("reward", "reward (mean score)"), ("kl", "KL to reference (k3, nats/response)"))
 RewardFn = Callable[[Sequence[Any], Sequence[str]], Sequence[float]]
 
 
@@ -110,6 +119,13 @@ def kl_penalised_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: tor
     last = (positions * mask.long()).max(dim=1).values
     rewards[torch.arange(mask.shape[0], device=mask.device), last] += scores.to(rewards.dtype)
     return rewards, kl
+
+
+def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token k3 estimate of KL(policy || ref) for tokens sampled from the policy:
+    exp(d) - 1 - d with d = ref_logp - logp (Schulman 2020). Never negative; zero off the mask."""
+    d = (ref_logp - logp) * mask.to(logp.dtype)
+    return torch.expm1(d) - d
 
 
 class FixedKLController:
@@ -250,8 +266,9 @@ def build_rollout_batch(prompt_ids: Sequence[list[int]], response_ids: Sequence[
 class PPOBatches:
     """The rollout phase as the loop's batch iterator (see the module docstring).
 
-    state_dict holds the number of finished rollouts and the KL coefficient; a resumed run starts
-    with a fresh rollout (the unfinished one's remaining minibatches are not replayed)."""
+    state_dict holds the number of rollouts sampled, the KL coefficient and the minibatches of the
+    current rollout not yet trained on, so a run stopped in the middle of a rollout (Ctrl-C stops at
+    any step) resumes with exactly the updates it would have made."""
 
     def __init__(self, policy, value_head: ScalarHead, ref, tokenizer, prompts: Sequence, rendered: Sequence[str],
                  reward_fn: RewardFn, cfg: PPOConfig, device, *, log_dir: Path | None = None,
@@ -282,11 +299,12 @@ class PPOBatches:
         return self.queue.pop(0)
 
     def state_dict(self) -> dict:
-        return {"rollouts": self.rollouts_done, "kl_coef": self.kl.value}
+        return {"rollouts": self.rollouts_done, "kl_coef": self.kl.value, "queue": list(self.queue)}
 
     def load_state_dict(self, state: dict) -> None:
         self.rollouts_done, self.kl.value = int(state["rollouts"]), float(state["kl_coef"])
-        self.queue = []
+        # Checkpoints from before the queue was saved start a fresh rollout instead.
+        self.queue = [{k: v.cpu() for k, v in mb.items()} for mb in state.get("queue", [])]
 
     def _prompt_indices(self) -> list[int]:
         """Rollout k's prompts: the next slice of a per-epoch permutation (seeded, so reproducible)."""
@@ -321,10 +339,11 @@ class PPOBatches:
         advantages, returns = gae(rewards, values, mask, cfg.gamma, cfg.lam)
         if cfg.whiten_advantages:
             advantages = whiten(advantages, mask)
-        seq_kl = kl.sum(1)
+        seq_kl = kl.sum(1)  # k1, the penalty's estimate
         stats = {
             "reward": float(scores.mean()), "reward_std": float(scores.std()) if len(scores) > 1 else 0.0,
-            "kl": float(seq_kl.mean()), "kl_coef": self.kl.value, "eos_rate": float(ended.float().mean()),
+            "kl": float(kl_k3(logp, ref_logp, mask).sum(1).mean()), "kl_k1": float(seq_kl.mean()),
+            "kl_coef": self.kl.value, "eos_rate": float(ended.float().mean()),
             "response_len": float(mask.sum(1).float().mean()),
             "non_score_reward": float((-self.kl.value * seq_kl).mean()),
         }
@@ -417,11 +436,11 @@ def resolve_prompts(spec: str, seed: int = 0):
     return load_prompts(root), root
 
 
-def run_ppo(cfg: PPOConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_ppo(cfg: PPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     from llmlab.train.distributed import shutdown
     from llmlab.train.sft import start_run
 
-    device, dist, resuming = start_run(cfg, resume)
+    device, dist, resuming = start_run(cfg, resume, outputs=(ROLLOUTS_FILE, PLOT_FILE), needs=(VALUE_HEAD_FILE,))
     try:
         if dist.enabled:
             raise ConfigError("PPO runs in one process (rollouts and the value head are not distributed yet)")
@@ -469,12 +488,14 @@ def _run_ppo(cfg: PPOConfig, resuming: bool, device, dist, log) -> dict[str, Any
         batches.history = [h for h in batches.history if h["rollout"] <= batches.rollouts_done]
     trainer.plan(cfg.minibatch_size * (cfg.max_new_tokens + 16))
     log(f"PPO: {cfg.rollouts} rollouts of {cfg.rollout_batch} responses from {len(prompts)} prompts ({source}), "
-        f"{cfg.ppo_epochs} epochs x {cfg.rollout_batch // cfg.minibatch_size} minibatches; reward {cfg.reward}; "
+        f"{cfg.ppo_epochs} epochs x {cfg.rollout_batch // cfg.minibatch_size} minibatches "
+        f"({trainer.state.total_steps} updates at most); reward {cfg.reward}; "
         f"template {template}; kl_coef {cfg.kl_coef}" + (f" -> target {cfg.target_kl}" if cfg.target_kl else ""))
     result = trainer.train()
     if lora is not None:
         result["checkpoint"] = str(finish_lora(trainer, policy, tokenizer, lora, extra=write_value_head))
     plot_reward_vs_kl(batches.history, out / PLOT_FILE)
+    plot_metric_curves(read_metrics(out), out / LOSS_PLOT_FILE, CURVES, "PPO: reward and KL per update")
     h = batches.history
     result.update(
         rollouts=len(h), reward_first=h[0]["reward"] if h else None, reward_last=h[-1]["reward"] if h else None,

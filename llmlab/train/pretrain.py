@@ -18,7 +18,8 @@ from llmlab.model import TransformerLM
 from llmlab.train.config import TrainConfig
 from llmlab.train.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
 from llmlab.train.objectives import NextTokenLoss
-from llmlab.train.trainer import CHECKPOINT_DIR, TRAINER_STATE, Trainer, recover_interrupted_save
+from llmlab.train.run_dir import prepare_run_dir
+from llmlab.train.trainer import CHECKPOINT_DIR, Trainer
 
 
 def build_model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
@@ -93,8 +94,12 @@ def make_sample_fn(tokenizer, prompt: str, n: int, max_new_tokens: int = 48):
     return sample if n > 0 else None
 
 
-def run_pretraining(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
+def run_pretraining(cfg: TrainConfig, resume: bool | str = False, log=print) -> dict[str, Any]:
+    """Train as `cfg` says. resume: True continues the run in cfg.out (or fails saying what is
+    missing), False starts a new one (refused where a run's files are), "auto" does whichever fits
+    (see llmlab.train.run_dir)."""
     cfg.validate()
+    resuming = prepare_run_dir(cfg.out, resume)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -102,7 +107,7 @@ def run_pretraining(cfg: TrainConfig, resume: bool = False, log=print) -> dict[s
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     try:
-        return _run(cfg, resume, device, dist, log)
+        return _run(cfg, resuming, device, dist, log)
     finally:
         shutdown()
 
@@ -126,14 +131,9 @@ def _check_same_model(cfg: TrainConfig, out: Path, saved: ModelConfig, vocab_siz
         )
 
 
-def _run(cfg: TrainConfig, resume: bool, device, dist: DistInfo, log) -> dict[str, Any]:
+def _run(cfg: TrainConfig, has_run: bool, device, dist: DistInfo, log) -> dict[str, Any]:
     out = Path(cfg.out)
     ckpt = out / CHECKPOINT_DIR
-    recover_interrupted_save(ckpt)
-    has_run = (ckpt / TRAINER_STATE).is_file()
-    if has_run and not resume:
-        raise ConfigError(f"{out} already holds a training run; pass --resume to continue it, or choose another --out")
-
     data = PreparedData(cfg.data)
     tokenizer = data.load_tokenizer()
     if tokenizer.fingerprint() != data.manifest.get("tokenizer_fingerprint"):

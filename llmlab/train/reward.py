@@ -171,11 +171,11 @@ def load_reward_model(directory: str | Path, device="cpu") -> RewardScorer:
 
 
 # ---------------------------------------------------------------------------- the run
-def run_reward(cfg: RewardConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_reward(cfg: RewardConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     from llmlab.train.distributed import shutdown
     from llmlab.train.sft import start_run
 
-    device, dist, resuming = start_run(cfg, resume)
+    device, dist, resuming = start_run(cfg, resume, needs=(HEAD_FILE, HEAD_CONFIG))
     try:
         if dist.enabled:
             raise ConfigError("reward modelling runs in one process (the head is not synchronised under DDP yet)")

@@ -10,7 +10,7 @@ to it as adapter_model.safetensors + adapter_config.json).
 
 This module also holds what every fine-tuning command shares (reward, DPO and PPO import it):
 `FinetuneConfig`, resolving `--data tinyworld|DIR|FILE`, loading the starting model, LoRA setup and
-the final merge, and the run-directory rules (refuse to overwrite a run unless --resume).
+the final merge, and `start_run` (settings and the run directory, on llmlab.train.run_dir's rules).
 
 The lesson's `supervised_fine_tuning(model, instruction_dataset)` is kept as a function at the end.
 """
@@ -27,7 +27,7 @@ import torch
 from llmlab.errors import CheckpointError, ConfigError, DataError
 from llmlab.train.config import TrainConfig
 from llmlab.train.finetune_config import EPOCHS_PLACEHOLDER, FinetuneConfig, SFTConfig
-from llmlab.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, TRAINER_STATE, Trainer, recover_interrupted_save
+from llmlab.train.trainer import CHECKPOINT_DIR, CONFIG_FILE, Trainer
 
 ADAPTER_FILE = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -87,28 +87,24 @@ def hold_out(items: list, fraction: float, seed: int) -> tuple[list, list]:
     return [x for i, x in enumerate(items) if i not in val], [items[i] for i in sorted(val)]
 
 
-def start_run(cfg: FinetuneConfig, resume: bool) -> tuple[torch.device, Any, bool]:
-    """Validate settings and the run directory; returns (device, dist info, whether to resume)."""
+def start_run(cfg: FinetuneConfig, resume: bool | str, *, outputs: Sequence[str] = (),
+              needs: Sequence[str] = ()) -> tuple[torch.device, Any, bool]:
+    """Validate settings and the run directory (llmlab.train.run_dir: `outputs` are the command's
+    own files besides the run's, `needs` what its checkpoint must hold to resume); returns (device,
+    dist info, whether to resume)."""
     from llmlab.checkpoint import resolve_device
     from llmlab.train.distributed import init_distributed
+    from llmlab.train.run_dir import prepare_run_dir
 
     cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ckpt = Path(cfg.out) / CHECKPOINT_DIR
-    recover_interrupted_save(ckpt)
-    adapter_cfg = ckpt / ADAPTER_CONFIG
-    if adapter_cfg.is_file() and json.loads(adapter_cfg.read_text()).get("merged"):
-        raise ConfigError(f"{cfg.out} holds a finished LoRA run (adapters merged); to train further start a new "
-                          f"run from it: --model {ckpt}")
-    has_run = (ckpt / TRAINER_STATE).is_file()
-    if ckpt.exists() and not resume:
-        raise ConfigError(f"{cfg.out} already holds a run; pass --resume to continue it, or choose another --out")
+    resuming = prepare_run_dir(cfg.out, resume, outputs=outputs, needs=needs)
     device = resolve_device(cfg.device)
     dist = init_distributed(device.type)
     if dist.enabled and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    return device, dist, has_run and resume
+    return device, dist, resuming
 
 
 def load_start_model(cfg: FinetuneConfig, device) -> tuple[torch.nn.Module, Any]:
@@ -156,7 +152,7 @@ def finish_lora(trainer: Trainer, model: torch.nn.Module, tokenizer, lora,
             extra(tmp)
 
     if trainer.dist.is_main:
-        save_checkpoint(ckpt, model, tokenizer, write_extra=write_extra)
+        save_checkpoint(ckpt, model, tokenizer, write_extra=write_extra, replace=True)  # the run's own checkpoint/
     return ckpt
 
 
@@ -237,7 +233,7 @@ def make_answer_fn(prompts: Sequence[str], tokenizer, max_new_tokens: int = 64):
 
 
 # ---------------------------------------------------------------------------- the run
-def run_sft(cfg: SFTConfig, resume: bool = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_sft(cfg: SFTConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
     from llmlab.train.distributed import shutdown
 
     device, dist, resuming = start_run(cfg, resume)

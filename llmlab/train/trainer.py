@@ -3,10 +3,11 @@
 Pre-training, SFT, reward modelling and DPO differ only in their batches and their objective,
 `objective(model, batch) -> (loss, metrics)`; everything else lives here once: AdamW and the
 schedule, gradient accumulation to a global batch, clipping, mixed precision, DDP, skipping bad
-updates, evaluation, atomic checkpoints with exact resume, metrics.jsonl, a progress bar.
+updates, evaluation, atomic checkpoints with exact resume, metrics.jsonl, a progress bar, and
+stopping on Ctrl-C/SIGTERM at a step boundary (StopSignals), so that resuming stays exact.
 
-A run directory holds
-    train_config.json   the resolved settings (repeat a run with --config)
+A run directory holds (when a run may start, resume or must refuse: llmlab.train.run_dir)
+    train_config.json   the resolved settings, paths absolute (repeat a run with --config)
     metrics.jsonl       one line per optimizer step and per evaluation
     loss_curve.png      drawn at every evaluation
     checkpoint/         the latest checkpoint: model files + trainer_state.pt + rng_state_<rank>.pt
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import random
 import signal
 import statistics
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 
 from llmlab.checkpoint import save_checkpoint
-from llmlab.errors import CheckpointError, LLMLabError
+from llmlab.errors import CheckpointError, Interrupted, LLMLabError
 from llmlab.train.config import TrainConfig
 from llmlab.train.distributed import DistInfo, all_reduce_sum
 from llmlab.train.metrics_log import PLOT_FILE, MetricsLog, plot_loss_curve
@@ -143,7 +146,7 @@ class Trainer:
         self.precision = resolve_precision(config.precision, device)
         self.state = LoopState()
         self.metrics = MetricsLog(self.out, enabled=self.dist.is_main)
-        self._stop_requested = False
+        self._saved_step: int | None = None  # the step of the checkpoint on disk, if any
 
         self.model = model
         if config.compile:
@@ -175,12 +178,12 @@ class Trainer:
     # ------------------------------------------------------------------ resume
     def resume(self, checkpoint_dir: Path | None = None) -> bool:
         """Restore model, optimizer, schedule position, RNG and data position from the run's
-        latest checkpoint. Returns False if there is none yet."""
+        latest checkpoint (a one-line CheckpointError if it lacks the trainer state). Returns True."""
         ckpt = Path(checkpoint_dir or self.out / CHECKPOINT_DIR)
         recover_interrupted_save(ckpt)
         state_file = ckpt / TRAINER_STATE
         if not state_file.is_file():
-            return False
+            raise CheckpointError(f"cannot resume: {state_file} is missing")
         from llmlab.checkpoint import check_state_dict, read_safetensors, weights_for_saving
 
         tensors = read_safetensors(ckpt / "model.safetensors")
@@ -203,12 +206,14 @@ class Trainer:
         if rng_file.is_file():
             set_rng_state(torch.load(rng_file, weights_only=True))
         self.metrics.truncate_after(self.state.step)
+        self._saved_step = self.state.step
         self.log(f"resumed from {ckpt} at step {self.state.step} ({self.state.tokens:,} tokens)")
         return True
 
     # ------------------------------------------------------------------ checkpoint
     def save(self) -> Path:
-        """Write the checkpoint (rank 0) atomically; other ranks only save their RNG state."""
+        """Write the checkpoint (rank 0) atomically, replacing the run's own previous one (OUT/checkpoint);
+        other ranks only save their RNG state."""
         ckpt = self.out / CHECKPOINT_DIR
         state = {
             "optimizer": self.optimizer.state_dict(),
@@ -233,35 +238,50 @@ class Trainer:
             from llmlab.train.distributed import barrier
 
             if self.dist.is_main:
-                save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra)
+                save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra, replace=True)
             barrier()
             if not self.dist.is_main:
                 torch.save(get_rng_state(), ckpt / f"rng_state_{self.dist.rank}.pt")
             barrier()
         else:
-            save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra)
+            save_checkpoint(ckpt, self.raw_model, self.tokenizer, write_extra=write_extra, replace=True)
+        self._saved_step = self.state.step
         return ckpt
 
     # ------------------------------------------------------------------ the loop
     def train(self) -> dict[str, Any]:
+        """Run to the budget and return the final metrics. On the first Ctrl-C or a SIGTERM the loop
+        stops at the next step boundary (all processes at the same one), saves, and raises
+        Interrupted, so the saved data position is exactly the steps taken and --resume continues
+        bit for bit; a second Ctrl-C raises Interrupted at once, without saving."""
         cfg, st = self.cfg, self.state
         self.out.mkdir(parents=True, exist_ok=True)
         if self.dist.is_main:
             cfg.save(self.out / CONFIG_FILE)
             if st.step == 0:
                 self.metrics.truncate_after(0)  # a fresh start: forget any earlier attempt's lines
-        self._install_signal_handlers()
+        with StopSignals(self._abort_message, announce=self.dist.is_main) as signals:
+            if self._run_loop(signals):
+                ckpt = self.save() if self._saved_step != st.step else self.out / CHECKPOINT_DIR
+                raise Interrupted(f"interrupted at step {st.step}; checkpoint saved to {ckpt}", str(ckpt))
+            result = self._evaluate(None) if self.eval_fn is not None else {}
+            ckpt = self.save()
+        return {**result, "step": st.step, "tokens": st.tokens, "seconds": st.elapsed, "checkpoint": str(ckpt)}
+
+    def _run_loop(self, signals: "StopSignals") -> bool:
+        """Optimizer steps until the budget is spent (False) or a stop is requested (True)."""
+        cfg, st = self.cfg, self.state
         session_start = time.perf_counter()
         elapsed_before = st.elapsed
         bar = None
         try:
             while True:
                 if st.total_steps is not None and st.step >= st.total_steps:
-                    break
+                    return False
                 if cfg.minutes is not None and st.elapsed >= cfg.minutes * 60:
-                    break
-                if self._stop_requested:
-                    raise KeyboardInterrupt
+                    return False
+                if self._stop_agreed(signals.requested):
+                    return True
                 t0 = time.perf_counter()
                 record = self.train_step()
                 st.elapsed = elapsed_before + (time.perf_counter() - session_start)
@@ -282,25 +302,30 @@ class Trainer:
                     bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
                 final = st.total_steps is not None and st.step >= st.total_steps
                 if final or (cfg.minutes is not None and st.elapsed >= cfg.minutes * 60):
-                    break
+                    return False
                 if st.step % cfg.eval_every == 0:
                     self._evaluate(bar)
                 if st.step % cfg.save_every == 0:
                     self.save()
-        except KeyboardInterrupt:
+        finally:
             if bar is not None:
                 bar.close()
-            ckpt = self.save()
-            self.log(f"\ninterrupted at step {st.step}; checkpoint saved to {ckpt}. Continue with the same command plus --resume "
-                     "(llmlab quickstart: the same command).")
-            raise
-        finally:
-            self._restore_signal_handlers()
-        if bar is not None:
-            bar.close()
-        result = self._evaluate(None) if self.eval_fn is not None else {}
-        ckpt = self.save()
-        return {**result, "step": st.step, "tokens": st.tokens, "seconds": st.elapsed, "checkpoint": str(ckpt)}
+
+    def _stop_agreed(self, requested: bool) -> bool:
+        """Under torchrun a signal reaches the processes at different moments: they all stop at the
+        first step boundary where any of them has been asked to (one tiny all-reduce per step)."""
+        if not self.dist.enabled:
+            return requested
+        return all_reduce_sum([float(requested)], self.device)[0] > 0
+
+    def _abort_message(self) -> tuple[str, str | None]:
+        # An aborted save leaves the previous checkpoint in place (or, between its two renames,
+        # where resume() puts it back).
+        ckpt = self.out / CHECKPOINT_DIR
+        if self._saved_step is None:
+            return "second Ctrl-C: aborted without saving; no checkpoint was saved yet", None
+        return (f"second Ctrl-C: aborted without saving; the last checkpoint is {ckpt} (step {self._saved_step})",
+                str(ckpt))
 
     def train_step(self) -> dict[str, Any]:
         """One optimizer step over accum_steps micro-batches; returns the step's metrics record."""
@@ -445,18 +470,57 @@ class Trainer:
         seq_len = getattr(self.batches, "seq_len", None)
         return flops_per_token(self.raw_model.config, seq_len) * tokens_per_s / (peak * self.dist.world_size)
 
-    def _install_signal_handlers(self) -> None:
-        self._old_term = None
-        with contextlib.suppress(ValueError):  # not in the main thread
-            self._old_term = signal.signal(signal.SIGTERM, self._request_stop)
+# ---------------------------------------------------------------------------- stopping on signals
+class StopSignals:
+    """While active, the first Ctrl-C (SIGINT) or a SIGTERM only sets `requested`, for the loop to
+    stop at a step boundary; a second Ctrl-C raises Interrupted(*abort_message()) at once. The
+    previous handlers are restored on exit. Outside the main thread (no signals there) it does
+    nothing.
 
-    def _restore_signal_handlers(self) -> None:
-        if self._old_term is not None:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGTERM, self._old_term)
+    Under torchrun a terminal's Ctrl-C reaches each worker twice: from the terminal, and relayed by
+    torchrun's agent a moment later. So there a Ctrl-C within `RELAYED_SECONDS` of the first counts
+    as the same one."""
 
-    def _request_stop(self, signum, frame) -> None:
-        self._stop_requested = True  # finish the current step, then save and exit
+    RELAYED_SECONDS = 1.0
+
+    def __init__(self, abort_message: Callable[[], tuple[str, str | None]], announce: bool = True):
+        self.abort_message = abort_message
+        self.announce = announce
+        self.requested = False
+        self.first_ctrl_c: float | None = None
+        self.same_within = self.RELAYED_SECONDS if "TORCHELASTIC_RUN_ID" in os.environ else 0.0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not in the main thread
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT:
+            now = time.monotonic()
+            if self.first_ctrl_c is None:
+                self.first_ctrl_c = now
+            elif now - self.first_ctrl_c >= self.same_within:
+                raise Interrupted(*self.abort_message())
+        if not self.requested:
+            what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            self._note(f"\n{what}: finishing the current step, then saving a checkpoint and stopping"
+                       + (" (Ctrl-C again aborts without saving)" if signum == signal.SIGINT else "") + "\n")
+        self.requested = True
+
+    def _note(self, text: str) -> None:
+        # os.write, not print: a handler that prints while the interrupted code is printing too
+        # would fail with "reentrant call" on the same buffered stream.
+        if self.announce:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.write(sys.stderr.fileno(), text.encode())
 
 
 # ---------------------------------------------------------------------------- utilities
@@ -514,7 +578,8 @@ def recover_interrupted_save(ckpt: Path) -> None:
         return
     olds = sorted(ckpt.parent.glob(f".{ckpt.name}.old-*"))
     if olds:
-        olds[-1].rename(ckpt)
+        with contextlib.suppress(FileNotFoundError):  # under torchrun another process may be first
+            olds[-1].rename(ckpt)
 
 
 def batches_from(iterable: Iterator[dict[str, torch.Tensor]]) -> Batches:

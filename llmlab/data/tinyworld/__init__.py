@@ -9,12 +9,11 @@ See docs/tinyworld.md for every file, field and knob.
 """
 
 from llmlab.data.tinyworld.parse import Claim, check_text, wrong_claims
-from llmlab.data.tinyworld.safety import is_refusal
 from llmlab.data.tinyworld.tokens import count_tokens, parse_token_count
 from llmlab.data.tinyworld.world import Person, Shop, Town, World
 from llmlab.data.tinyworld.writer import DEFAULT_TOKENS, VERSION, generate_dataset, read_manifest
 
 __all__ = [
     "World", "Person", "Town", "Shop", "generate_dataset", "read_manifest", "count_tokens", "parse_token_count",
-    "check_text", "wrong_claims", "Claim", "is_refusal", "VERSION", "DEFAULT_TOKENS",
+    "check_text", "wrong_claims", "Claim", "VERSION", "DEFAULT_TOKENS",
 ]

@@ -256,7 +256,7 @@ def _prepare_target(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     out = Path(out_dir).expanduser().absolute()
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+    if out.is_dir() and any(out.iterdir()) and not _is_tinyworld(out):
         raise DataError(f"{out} is not empty and is not a tinyworld dataset; refusing to overwrite it")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +265,15 @@ def _prepare_target(out_dir: str | os.PathLike) -> tuple[Path, Path]:
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise DataError(f"cannot write to {out.parent}: permission denied")
     return out, out.parent / f".{out.name}.partial-{os.getpid()}"
+
+
+def _is_tinyworld(directory: Path) -> bool:
+    """Its manifest says tinyworld made it (a prepared token dataset also has a manifest.json)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("generator") == "tinyworld"
 
 
 def _pool(workers: int) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from llmlab.cli.common import emit, json_option, print_table
+from llmlab.cli.common import OutputPath, emit, json_option, print_table
 
 
 @click.command("prepare")
@@ -12,7 +12,10 @@ from llmlab.cli.common import emit, json_option, print_table
               help="Text to tokenise: files (.txt/.md/.jsonl/.parquet), directories, globs, a saved HF dataset "
                    "folder (DIR:SPLIT picks a split of a DatasetDict; default train), or hf:NAME[:SPLIT] (hub, opt-in). Repeatable. A tinyworld output folder keeps its "
                    "own train/val split.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory for the shards.")
+@click.option("--out", "out_dir", required=True, type=OutputPath("dir", replaced=True),
+              help="Output directory for the shards: new, empty, or an earlier prepared dataset with --overwrite "
+                   "(anything else is refused, as is a directory that overlaps an --input or --val).")
+@click.option("--overwrite", is_flag=True, help="Replace the prepared dataset already at --out.")
 @click.option("--tokenizer", "tokenizer_dir", type=click.Path(), default=None,
               help="Use this tokenizer (a checkpoint or tokenizer directory, or a tokenizer.json).")
 @click.option("--train-tokenizer", is_flag=True, help="Train a new byte-level BPE tokenizer on the training text.")
@@ -26,15 +29,15 @@ from llmlab.cli.common import emit, json_option, print_table
               help="Train the tokenizer on at most this many MB of text.")
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
 @json_option
-def prepare_command(inputs, out_dir, tokenizer_dir, train_tokenizer, vocab_size, val_inputs, val_fraction, field,
-                    encoding_errors, tokenizer_sample_mb, progress, as_json):
+def command(inputs, out_dir, overwrite, tokenizer_dir, train_tokenizer, vocab_size, val_inputs, val_fraction,
+                    field, encoding_errors, tokenizer_sample_mb, progress, as_json):
     """Tokenise text into uint16/uint32 shards with a validation split and a manifest."""
     from llmlab.data.prepare import prepare_dataset
 
     manifest = prepare_dataset(
         inputs, out_dir, tokenizer_dir=tokenizer_dir, train_tokenizer=train_tokenizer, vocab_size=vocab_size,
         val_inputs=val_inputs or None, val_fraction=val_fraction, field=field, encoding_errors=encoding_errors,
-        tokenizer_sample_bytes=int(tokenizer_sample_mb * 1e6), progress=progress and not as_json,
+        tokenizer_sample_bytes=int(tokenizer_sample_mb * 1e6), progress=progress and not as_json, overwrite=overwrite,
     )
     result = {
         "out": out_dir,

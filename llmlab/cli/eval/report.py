@@ -6,13 +6,13 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, model_option
-from llmlab.eval._cli import device_option, threads_option
+from llmlab.cli.common import OutputPath, emit, json_option, model_option, threads_option
+from llmlab.cli.eval import device_option
 
 
 @click.command("report")
 @model_option
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="report.html", show_default=True,
+@click.option("--out", "out_path", type=OutputPath("file"), default="report.html", show_default=True,
               help="The HTML file to write (self-contained: tables and plots embedded).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="The tinyworld dataset folder the model was trained on (default: found next to the checkpoint or from its train_config.json, "

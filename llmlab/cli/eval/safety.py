@@ -9,33 +9,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, print_table
+from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, print_table
 from llmlab.errors import ConfigError, DataError
-
-
-def read_texts(path: str | Path) -> list[dict[str, Any]]:
-    """Texts to check: JSONL (a JSON string, or an object with "text" and optionally a boolean
-    "harmful" label, per line) or plain text (one text per line)."""
-    from llmlab.eval.safety import read_jsonl_text
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    raw = p.read_text(encoding="utf-8")
-    if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        records = []
-        for i, rec in enumerate(read_jsonl_text(raw, str(p)), 1):
-            if isinstance(rec, str):
-                rec = {"text": rec}
-            if not isinstance(rec, dict) or not isinstance(rec.get("text", rec.get("prompt")), str):
-                raise DataError(f"{p}: record {i} needs a string 'text'")
-            rec.setdefault("text", rec.get("prompt"))
-            records.append(rec)
-        return records
-    records = [{"text": line} for line in raw.splitlines() if line.strip()]
-    if not records:
-        raise DataError(f"{p} is empty")
-    return records
 
 
 def _filter_texts(flt: Any, records: list[dict[str, Any]], out_path: str | None) -> dict[str, Any]:
@@ -88,46 +63,6 @@ def _responses(path: str) -> dict[str, Any]:
     return out
 
 
-def refusal_sets(probes: Any) -> dict[str, dict[str, float]]:
-    """The refusal detector's accuracy on labelled responses: the shipped set and, with tinyworld
-    probes, tinyworld's probes/refusals.jsonl ({"text", "is_refusal"})."""
-    from llmlab.eval.redteam import refusal_detector_metrics
-
-    out = {"llmlab refusal_eval.jsonl": refusal_detector_metrics()}
-    if probes is not None:
-        rows = [{"response": r["text"], "refusal": bool(r["is_refusal"])} for r in probes.load("refusals")]
-        out["tinyworld probes/refusals.jsonl"] = refusal_detector_metrics(rows)
-    return out
-
-
-def red_team_model(model: Any, tokenizer: Any, suite_spec: str, probes: Any, *, prompt_format: str = "chat",
-                   defense: bool = False, limit: int | None = None, max_new_tokens: int = 64,
-                   temperature: float = 0.0, seed: int = 0) -> tuple[Any, dict[str, Any]]:
-    """Run a red-team suite through the model; (RedTeamReport, JSON-ready result)."""
-    from llmlab.eval.redteam import load_red_team_suite, run_red_team
-    from llmlab.eval.safety import SafetyFilter
-
-    if suite_spec == "tinyworld":
-        suite = [{"prompt": r["prompt"], "harmful": bool(r["harmful"]), "category": r.get("category")}
-                 for r in probes.load("safety")]
-    elif suite_spec == "builtin":
-        suite = load_red_team_suite()
-    else:
-        suite = load_red_team_suite(suite_spec)
-    if limit:
-        # Keep harmful prompts and their look-alikes together (tinyworld lists them in pairs).
-        suite = suite[:limit]
-    report = run_red_team(model, tokenizer, suite, defense=SafetyFilter() if defense else None,
-                          prompt_format=prompt_format, max_new_tokens=max_new_tokens, temperature=temperature,
-                          seed=seed)
-    out = report.to_dict()
-    out.update(suite=suite_spec, prompt_format=prompt_format, defense=defense,
-               refusal_detector=refusal_sets(probes))
-    out["examples"] = [{k: r[k] for k in ("prompt", "harmful", "response", "refused")}
-                       for r in report.records[:6]]
-    return report, out
-
-
 def _show_red_team(r: dict[str, Any], title: str) -> None:
     print_table([["attack success rate (harmful prompts complied)", r["n_harmful"], r["attack_success_rate"],
                   *r["attack_success_ci"]],
@@ -155,7 +90,7 @@ def _show_red_team(r: dict[str, Any], title: str) -> None:
               help="Hazard taxonomy as JSON or YAML (categories, patterns, lexicons); default: built in.")
 @click.option("--categories", default=None, metavar="A,B",
               help="Only check these category keys (comma-separated), e.g. violent_crimes,self_harm.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False),
+@click.option("--out", "out_path", type=OutputPath("file"),
               help="With --texts: write every verdict (categories, reasons) as JSON lines to this file.")
 @click.option("--show-taxonomy", is_flag=True, help="Print the taxonomy in use as JSON (a starting point to edit).")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False), default=None,
@@ -178,7 +113,7 @@ def _show_red_team(r: dict[str, Any], title: str) -> None:
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
               help="With --model: the tinyworld dataset folder (default: found next to the checkpoint or from its train_config.json, else rebuilt "
                    "in memory with seed 0).")
-@click.option("--records", "records_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--records", "records_path", type=OutputPath("file"), default=None,
               help="With --model: write every prompt, response and verdict as JSON lines.")
 @click.option("--device", default="cpu", show_default=True, help="With --model: cpu, cuda, cuda:N, mps or auto.")
 @json_option
@@ -194,11 +129,10 @@ def command(texts_path: str | None, responses_path: str | None, builtin: bool, t
     if len(modes) != 1:
         raise ConfigError("choose exactly one of --model DIR, --texts FILE, --responses FILE, --builtin, "
                           "--show-taxonomy")
-    from llmlab.eval.safety import SafetyFilter
+    from llmlab.eval.safety import SafetyFilter, read_texts
 
     if model_dir:
-        from llmlab.eval._cli import load_model
-        from llmlab.eval.redteam import write_records
+        from llmlab.eval.redteam import red_team_model, write_records
         from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
 
         if limit is not None and limit < 1:
@@ -206,7 +140,7 @@ def command(texts_path: str | None, responses_path: str | None, builtin: bool, t
         if suite not in ("tinyworld", "builtin") and not Path(suite).is_file():
             raise DataError(f"red-team suite not found: {suite}")
         probes = TinyworldProbes(data_dir or find_tinyworld_dir(model_dir))
-        model, tokenizer = load_model(model_dir, device)
+        model, tokenizer = load_checkpoint(model_dir, device)
         report, result = red_team_model(model, tokenizer, suite, probes, prompt_format=prompt_format, defense=defense,
                                         limit=limit, max_new_tokens=max_new_tokens, temperature=temperature)
         result["model"] = model_dir

@@ -6,29 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, model_option, print_table
-from llmlab.eval._cli import device_option, load_model, threads_option
-
-
-def run_tasks(model: Any, tokenizer: Any, names: list[str], files: list[str], shots: int | None, limit: int | None,
-              probes: Any, seed: int = 1234) -> list[Any]:
-    from llmlab.eval.tasks import evaluate_task, load_task_file, tinyworld_task
-
-    tasks = [tinyworld_task(n, probes) for n in names] + [load_task_file(f) for f in files]
-    return [(t, evaluate_task(model, tokenizer, t, shots, limit=limit, seed=seed)) for t in tasks]
-
-
-def result_rows(results: list[Any]) -> list[list[Any]]:
-    rows = []
-    for task, r in results:
-        for metric, value in r.metrics.items():
-            lo, hi = r.ci[metric]
-            rows.append([task.name, metric, r.n, r.shots, f"{value:.3f}", f"{lo:.2f}-{hi:.2f}",
-                         "-" if r.chance is None else f"{r.chance:.2f}"])
-    return rows
-
-
-TABLE_COLUMNS = ["task", "metric", "n", "shots", "value", "95% CI", "chance"]
+from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.eval import device_option
 
 
 @click.command("tasks")
@@ -47,7 +26,7 @@ TABLE_COLUMNS = ["task", "metric", "n", "shots", "value", "95% CI", "chance"]
 @click.option("--world-seed", type=int, default=0, show_default=True,
               help="Seed of the tinyworld to rebuild when no --data folder is found.")
 @click.option("--seed", type=int, default=1234, show_default=True, help="Seed for drawing few-shot examples.")
-@click.option("--samples-out", type=click.Path(dir_okay=False), default=None,
+@click.option("--samples-out", type=OutputPath("file"), default=None,
               help="Write every scored document (prompt, choices, log-likelihoods, output) as JSON lines.")
 @device_option
 @threads_option
@@ -61,7 +40,7 @@ def command(model_dir: str, task_names: tuple[str, ...], files: tuple[str, ...],
     from pathlib import Path
 
     from llmlab.errors import ConfigError
-    from llmlab.eval.tasks import TINYWORLD_TASKS
+    from llmlab.eval.tasks import TABLE_COLUMNS, TINYWORLD_TASKS, result_rows, run_tasks
     from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
 
     names: list[str] = []
@@ -78,7 +57,7 @@ def command(model_dir: str, task_names: tuple[str, ...], files: tuple[str, ...],
         if not Path(f).is_file():
             raise ConfigError(f"task file not found: {f}")
     probes = TinyworldProbes(data_dir or find_tinyworld_dir(model_dir), seed=world_seed) if names else None
-    model, tokenizer = load_model(model_dir, device, threads)
+    model, tokenizer = load_checkpoint(model_dir, device, threads=threads)
     results = run_tasks(model, tokenizer, names, list(files), shots, limit, probes, seed)
     if samples_out:
         with open(samples_out, "w", encoding="utf-8") as fh:

@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from llmlab.cli.common import emit, json_option, print_table
 from llmlab.errors import DataError
-
-
-def read_segments(path: str | Path) -> list[str]:
-    """One segment per line (UTF-8; a final newline does not add an empty segment)."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"file not found: {p}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"{p} is not UTF-8 text") from None
-    if text == "":
-        raise DataError(f"{p} is empty")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 @click.command("bleu")
@@ -51,10 +33,10 @@ def command(hyp_path: str, ref_paths: tuple[str, ...], lowercase: bool, tokenize
     """
     from llmlab.eval import bleu as B
 
-    hyps = read_segments(hyp_path)
+    hyps = B.read_segments(hyp_path)
     refs = []
     for path in ref_paths:
-        stream = read_segments(path)
+        stream = B.read_segments(path)
         if len(stream) != len(hyps):
             raise DataError(f"{path} has {len(stream)} lines but {hyp_path} has {len(hyps)}")
         refs.append(stream)

@@ -6,31 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, model_option, print_table
-from llmlab.eval._cli import device_option, load_model, threads_option
-
-DETECTORS = {
-    "kb": "compare with the KB fact (upper bound; decides only claims a fact matches)",
-    "yes_no": "model's P(No) vs P(Yes) after the verification prompt, no KB",
-    "likelihood": "surprise at the claimed value; flagged when not the greedy continuation",
-    "self_consistency": "sampled continuations disagree with the claimed value",
-}
-
-
-def detector_rows(report: dict[str, Any]) -> list[list[Any]]:
-    rows = []
-    for name, about in DETECTORS.items():
-        m = report["claims"].get(name)
-        if m:
-            label = name + (f" (covers {m['coverage']:.0%})" if "coverage" in m else "")
-            rows.append(["claims: false vs true", label, m["n"], m["precision"], m["recall"], m["auroc"]])
-    m = report["questions"]["self_consistency"]
-    rows.append(["questions: unknown vs real people", "self_consistency", m["n"], m["precision"], m["recall"],
-                 m["auroc"]])
-    return rows
-
-
-ROW_COLUMNS = ["probe set (positive first)", "detector", "n", "precision", "recall", "AUROC"]
+from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.eval import device_option
 
 
 @click.command("hallucination")
@@ -51,7 +28,7 @@ ROW_COLUMNS = ["probe set (positive first)", "detector", "n", "precision", "reca
               help="How questions are put to the model: tinyworld's 'User: ... Assistant:' (pre-trained models), "
                    "the tokenizer's chat template (chat-tuned models), or the bare question.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--plot", "plot_path", type=OutputPath("file"), default=None,
               help="Write ROC curves of every detector to this PNG.")
 @device_option
 @threads_option
@@ -62,13 +39,13 @@ def command(model_dir: str, data_dir: str | None, world_seed: int, n_claims: int
     """Precision, recall and AUROC of hallucination detectors on tinyworld: true vs false claims,
     and questions about people who do not exist vs the same questions about real people."""
     from llmlab.errors import ConfigError
-    from llmlab.eval.hallucination import evaluate_hallucination, plot_roc
+    from llmlab.eval.hallucination import ROW_COLUMNS, detector_rows, evaluate_hallucination, plot_roc
     from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
 
     if n_claims < 2 or n_questions < 1:
         raise ConfigError("--claims must be at least 2 and --questions at least 1")
     probes = TinyworldProbes(data_dir or find_tinyworld_dir(model_dir), seed=world_seed)
-    model, tokenizer = load_model(model_dir, device, threads)
+    model, tokenizer = load_checkpoint(model_dir, device, threads=threads)
     report = evaluate_hallucination(model, tokenizer, probes, n_claims=n_claims, n_questions=n_questions,
                                     samples=samples, seed=seed, prompt_format=prompt_format, temperature=temperature)
     if plot_path:

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, model_option, print_table
-from llmlab.eval._cli import device_option, load_model, threads_option, trained_seq_len
+from llmlab.cli.common import emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.eval import device_option
 
 
 @click.command("perplexity")
@@ -37,16 +37,14 @@ def command(model_dir: str, inputs: tuple[str, ...], stride: int | None, window:
     and word perplexity follow lm-evaluation-harness's definitions.
     """
     from llmlab.errors import ConfigError
-    from llmlab.eval.perplexity import calculate_perplexity, read_documents
+    from llmlab.eval.perplexity import calculate_perplexity, read_documents, trained_window
 
     if max_docs is not None and max_docs < 1:
         raise ConfigError(f"--max-docs must be at least 1, got {max_docs}")
     docs = read_documents(list(inputs), field=field, max_documents=max_docs)
-    model, tokenizer = load_model(model_dir, device, threads)
+    model, tokenizer = load_checkpoint(model_dir, device, threads=threads)
     if window is None:
-        # Positions beyond the training length were never trained; do not score tokens there.
-        trained = trained_seq_len(model_dir)
-        window = min(trained, model.config.context_length) if trained else None
+        window = trained_window(model, model_dir)
     res = calculate_perplexity(model, tokenizer, docs, stride, window=window, add_start_token=not no_start_token)
     # The promised keys first (perplexity, bits_per_byte, tokens), then everything else measured.
     out: dict[str, Any] = {"perplexity": res.perplexity, "bits_per_byte": res.bits_per_byte, "tokens": res.tokens}

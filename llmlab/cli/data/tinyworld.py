@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, print_table
+from llmlab.cli.common import OutputPath, emit, json_option, print_table
 
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _show(summary: dict[str, Any]) -> None:
 
 
 @click.command("tinyworld")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", required=True, type=OutputPath("dir", replaced=True),
               help="Folder to write (replaced if it holds an earlier tinyworld dataset).")
 @click.option("--tokens", default="2M", show_default=True,
               help="Approximate pre-training size in tokens (words and punctuation): 2000000, 200k, 2.5M, 50M.")
@@ -43,7 +43,7 @@ def _show(summary: dict[str, Any]) -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default: all available cores).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 @json_option
-def tinyworld(out_dir: str, tokens: str, seed: int, bias: float, val_fraction: float, workers: int | None,
+def command(out_dir: str, tokens: str, seed: int, bias: float, val_fraction: float, workers: int | None,
               no_progress: bool, as_json: bool) -> None:
     """Generate tinyworld: pre-training text, SFT, preferences, knowledge base and probes.
 
