@@ -131,6 +131,8 @@ def save_checkpoint(
     path = Path(path)
     with atomic_directory(path, replace=replace) as tmp:
         config = {"format": FORMAT, **model.config.to_dict()}
+        if getattr(model, "quantization", None):  # llmlab.infer.quantize: the layers to build before loading
+            config["quantization"] = model.quantization
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         save_file(weights_for_saving(model), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if tokenizer is not None:
@@ -193,6 +195,7 @@ def load_config(path: str | Path) -> ModelConfig:
             )
         raise CheckpointError(f"{config_file} is not an llmlab config (no \"format\": \"{FORMAT}\" marker)")
     data.pop("format")
+    data.pop("quantization", None)  # read by load_quantization
     try:
         return ModelConfig.from_dict(data)
     except (ConfigError, TypeError) as exc:
@@ -236,9 +239,16 @@ def check_weights_header(path: str | Path, config: ModelConfig) -> str | None:
     # Meta tensors carry shape and dtype without memory, which is all check_state_dict looks at.
     found = {name: torch.empty(shape, dtype=_torch_dtype(dt), device="meta") for name, (shape, dt) in header.items()}
     with torch.device("meta"):
-        expected = weights_for_saving(TransformerLM(config))
+        model = TransformerLM(config)
+        saved = load_quantization(path)
+        if saved:
+            from llmlab.infer.quantize import quantize_model  # see load_model
+
+            quantize_model(model, saved.get("mode"), saved.get("group_size"), empty=True)
+        expected = weights_for_saving(model)
     check_state_dict(expected, found, file)
-    return next(iter(header.values()))[1] if header else None
+    # The float dtype: a quantised checkpoint also holds integer codes.
+    return next((dt for _, dt in header.values() if dt in _FLOAT_DTYPES), None)
 
 
 def _torch_dtype(name: str):
@@ -266,37 +276,63 @@ def check_state_dict(expected: dict[str, Any], found: dict[str, Any], source: Pa
             raise CheckpointError(
                 f"{source}: weight {name!r} has shape {list(got.shape)} but the config implies {list(want.shape)}"
             )
-        if not got.is_floating_point():
+        if not got.is_floating_point() and got.dtype != want.dtype:  # quantised weights are integers
             raise CheckpointError(f"{source}: weight {name!r} has non-float dtype {got.dtype}")
 
 
-def load_model(path: str | Path, device: str | Any = "cpu", dtype: Any = None):
-    """Build the model of a checkpoint directory and load its weights (checked, never unpickled)."""
+def load_quantization(path: str | Path) -> dict[str, Any] | None:
+    """The quantisation record of a checkpoint saved by `llmlab quantize` ({"mode", ...}), else None."""
+    load_config(path)  # the checks and their messages
+    return json.loads((Path(path) / CONFIG_FILE).read_text()).get("quantization")
+
+
+def load_model(path: str | Path, device: str | Any = "cpu", dtype: Any = None, *, quantize: str | None = None):
+    """Build the model of a checkpoint directory and load its weights (checked, never unpickled).
+
+    quantize "int8" / "int4" quantises the linear layers after loading (llmlab.infer.quantize); a
+    checkpoint saved quantised is built quantised, whatever `quantize` says, unless it names
+    another mode."""
     import torch
 
     from llmlab.model import TransformerLM
 
     path = Path(path)
     config = load_config(path)
+    saved = load_quantization(path)
+    if saved and quantize and quantize != saved.get("mode"):
+        raise CheckpointError(f"{path} is saved quantised as {saved.get('mode')}; it cannot be loaded as {quantize}")
     tensors = read_safetensors(path / WEIGHTS_FILE)
     model = TransformerLM(config)
+    if saved or quantize:
+        # Imported here: only quantised inference needs llmlab.infer, and it sits above this module.
+        from llmlab.infer.quantize import quantize_model
+    if saved:
+        try:
+            quantize_model(model, saved.get("mode"), saved.get("group_size"), empty=True)
+        except LLMLabError as exc:
+            raise CheckpointError(f"{path / CONFIG_FILE}: {exc}") from None
     expected = weights_for_saving(model)
     check_state_dict(expected, tensors, path / WEIGHTS_FILE)
-    stored_dtype = next(iter(tensors.values())).dtype if tensors else torch.float32
-    model.load_state_dict(tensors, strict=not config.tie_embeddings)
+    floats = [t.dtype for t in tensors.values() if t.is_floating_point()]
+    stored_dtype = floats[0] if floats else torch.float32
+    model.load_state_dict(tensors, strict=not config.tie_embeddings or bool(saved))
+    if quantize and not saved:
+        quantize_model(model, quantize)
     model.to(device=resolve_device(device), dtype=dtype or stored_dtype)
     gen_file = path / GENERATION_CONFIG_FILE
     model.generation_config = json.loads(gen_file.read_text()) if gen_file.is_file() else {}
     return model.eval()
 
 
-def load(path: str | Path, device: str | Any = "cpu", dtype: Any = None, *, require_tokenizer: bool = False):
+def load(path: str | Path, device: str | Any = "cpu", dtype: Any = None, *, require_tokenizer: bool = False,
+         quantize: str | None = None):
     """`model, tokenizer = llmlab.load(DIR)` for any checkpoint directory, the model in eval mode;
-    the tokenizer is None if absent, or a CheckpointError with `require_tokenizer` (text in, text out)."""
+    the tokenizer is None if absent, or a CheckpointError with `require_tokenizer` (text in, text out).
+    quantize: "int8" or "int4" for quantised inference (see load_model)."""
     from llmlab.tokenizer import Tokenizer
 
     path = Path(path)
-    model = load_model(path, device=device, dtype=dtype)
+    model = load_model(path, device=device, dtype=dtype, quantize=quantize)
     tokenizer = None
     if require_tokenizer and not (path / "tokenizer.json").is_file():
         raise CheckpointError(f"{path} has no tokenizer.json; reading and writing text needs one")

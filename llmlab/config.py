@@ -18,6 +18,8 @@ from llmlab.errors import ConfigError
 POSITION_KINDS = ("learned", "rope")
 NORM_KINDS = ("layernorm", "rmsnorm")
 MLP_KINDS = ("gelu", "swiglu", "relu")
+# Per-layer choices: a pattern of these, repeated over the layers (see ModelConfig.layer_kinds).
+ATTENTION_KINDS = ("full", "sliding")
 # The target id that losses skip (PyTorch's cross_entropy default): prompts, padding, packing gaps.
 # Here, below both model/ and data/, so every layer names the one constant.
 IGNORE_INDEX = -100
@@ -50,6 +52,12 @@ class ModelConfig:
     dropout: float = 0.0
     init_std: float = 0.02
     family: str = "llama"  # the Hugging Face family export-hf writes (gpt2, llama, mistral, qwen2)
+    # Sliding-window attention (Mistral): a query sees itself and the sliding_window - 1 positions
+    # before it, so generation keeps only that many keys per layer. layer_attention chooses per
+    # layer ("full" or "sliding"), as a pattern repeated over the layers (["sliding", "full"]
+    # alternates); None: every layer slides when sliding_window is set.
+    sliding_window: int | None = None
+    layer_attention: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.n_kv_head is None:
@@ -82,6 +90,32 @@ class ModelConfig:
         need(self.mlp in MLP_KINDS, f"mlp must be one of {MLP_KINDS}, got {self.mlp!r}")
         need(self.position != "rope" or self.head_dim % 2 == 0, "RoPE needs an even head dimension")
         need(0.0 <= self.dropout < 1.0, f"dropout must be in [0, 1), got {self.dropout}")
+        need(self.sliding_window is None or self.sliding_window > 0,
+             f"sliding_window must be positive, got {self.sliding_window}")
+        kinds = self.layer_kinds("layer_attention", ATTENTION_KINDS)  # checks the pattern
+        need(self.sliding_window is not None or "sliding" not in kinds,
+             "layer_attention names sliding layers but sliding_window is not set")
+
+    def layer_kinds(self, name: str, choices: tuple[str, ...], default: str | None = None) -> list[str]:
+        """The per-layer choices of pattern field `name`: the pattern repeated over the n_layer
+        layers, or `default` (else the first choice) for every layer when the field is None. A
+        per-layer option (the attention kind today) is one list field plus a call here."""
+        pattern = getattr(self, name)
+        if pattern is None:
+            return [default or choices[0]] * self.n_layer
+        if isinstance(pattern, str) or not pattern or len(pattern) > self.n_layer:
+            raise ConfigError(f"invalid model config: {name} must be a list of 1 to n_layer ({self.n_layer}) of "
+                              f"{', '.join(choices)}, got {pattern!r}")
+        bad = [p for p in pattern if p not in choices]
+        if bad:
+            raise ConfigError(f"invalid model config: {name} entries must be one of {choices}, got {bad[0]!r}")
+        return [pattern[i % len(pattern)] for i in range(self.n_layer)]
+
+    def attention_windows(self) -> list[int | None]:
+        """Per layer: the sliding window, or None for full causal attention."""
+        default = "full" if self.sliding_window is None else "sliding"
+        kinds = self.layer_kinds("layer_attention", ATTENTION_KINDS, default)
+        return [self.sliding_window if k == "sliding" else None for k in kinds]
 
     # ------------------------------------------------------------------ IO
     def to_dict(self) -> dict[str, Any]:

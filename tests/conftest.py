@@ -114,3 +114,20 @@ def fact_model(tmp_path_factory):
     llmlab.save_checkpoint(ckpt, model, tok)
     return {"model": model, "tokenizer": tok, "world": world, "people": people, "claims": claims,
             "unknown": world.unknown_names("probe")[:8], "ckpt": ckpt}
+
+
+# ---------------------------------------------------------------------------- serving (tests/test_serve_*.py)
+@pytest.fixture(scope="session")
+def serve_checkpoint(tmp_path_factory, small_tokenizer):
+    """A saved random 2-layer llama-style model with the small tokenizer (ChatML template) and a
+    1024-token context, so a stream can run long enough to be interrupted."""
+    import torch
+
+    from llmlab.checkpoint import save_checkpoint
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+
+    torch.manual_seed(0)
+    model = TransformerLM(preset("tiny", vocab_size=small_tokenizer.vocab_size, n_layer=2, d_model=64, n_head=4,
+                                 n_kv_head=2, context_length=1024))
+    return save_checkpoint(tmp_path_factory.mktemp("serve") / "model", model, small_tokenizer)

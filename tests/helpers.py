@@ -9,16 +9,16 @@ from llmlab.model import TransformerLM
 
 
 def train_small_lm(tokenizer, docs: list[str], *, context: int, seq_len: int, steps: int = 150, lr: float = 3e-3,
-                   batch_size: int = 16, seed: int = 0) -> TransformerLM:
+                   batch_size: int = 16, seed: int = 0, **model_overrides) -> TransformerLM:
     """A 2-layer model trained for a few seconds on random windows of `docs` (eos-separated), so
-    behaviour tests have a model that really learned something."""
+    behaviour tests have a model that really learned something. model_overrides: ModelConfig fields."""
     ids: list[int] = []
     for doc in docs:
         ids += tokenizer.encode(doc) + [tokenizer.eos_token_id]
     data = torch.tensor(ids)
     torch.manual_seed(seed)
-    model = TransformerLM(ModelConfig(vocab_size=tokenizer.vocab_size, context_length=context, n_layer=2, n_head=2,
-                                      d_model=64))
+    settings = dict(vocab_size=tokenizer.vocab_size, context_length=context, n_layer=2, n_head=2, d_model=64)
+    model = TransformerLM(ModelConfig(**{**settings, **model_overrides}))
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     for _ in range(steps):
         starts = torch.randint(0, len(data) - seq_len - 1, (batch_size,))

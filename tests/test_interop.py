@@ -198,7 +198,8 @@ def test_qwen2_qkv_bias_imports_exactly(tmp_path, small_tokenizer):
         assert (model(ids).logits - hf(ids).logits).abs().max() <= TOL
 
 
-def test_mistral_sliding_window_limits_the_context(tmp_path):
+def test_mistral_sliding_window_is_imported_as_a_window(tmp_path):
+    """(Logits past the window and generation: tests/test_sliding_window.py.)"""
     cfg = transformers.MistralConfig(
         vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=1, max_position_embeddings=64, sliding_window=16,
@@ -206,9 +207,10 @@ def test_mistral_sliding_window_limits_the_context(tmp_path):
     hf = randomize(transformers.MistralForCausalLM(cfg), seed=3)
     hf.save_pretrained(tmp_path / "mistral")
     result = import_hf(tmp_path / "mistral", tmp_path / "ckpt")
-    assert result.config["context_length"] == 16 and any("sliding" in n for n in result.notes)
+    assert result.config["context_length"] == 64 and result.config["sliding_window"] == 16
+    assert any("sliding" in n for n in result.notes)
     model, _ = llmlab.load(tmp_path / "ckpt")
-    ids = torch.randint(0, VOCAB, (2, 16), generator=torch.Generator().manual_seed(11))
+    ids = torch.randint(0, VOCAB, (2, 40), generator=torch.Generator().manual_seed(11))
     with torch.no_grad():
         assert (model(ids).logits - hf(ids).logits).abs().max() <= TOL
 

@@ -274,6 +274,7 @@ def test_eval_report_checks_its_output_before_evaluating(tmp_path, blocker, caps
     ["quickstart", "--out", "{bad}"],
     ["import-hf", "{tmp}", "--out", "{bad}"],
     ["export-hf", "{tmp}", "--out", "{bad}"],
+    ["export-gguf", "{tmp}", "--out", "{bad}/m.gguf"],
     ["experiment", "prompting", "--model", "{tmp}", "--out", "{bad}"],
     ["eval", "safety", "--texts", "{tmp}/t.txt", "--out", "{bad}/verdicts.jsonl"],
     ["eval", "tasks", "--model", "{tmp}", "--samples-out", "{bad}/s.jsonl"],

@@ -323,6 +323,33 @@ def test_sft_cli_full_and_lora_end_to_end(finetune_checkpoint, tmp_path):
     assert resumed.returncode == 1 and "finished LoRA run" in resumed.stderr
 
 
+@pytest.mark.slow
+def test_sft_under_torchrun_prints_one_summary_from_rank_0(finetune_checkpoint, tmp_path):
+    """Two processes (gloo on CPU) share the batches; only rank 0 logs and prints the JSON object."""
+    import os
+
+    data = tmp_path / "sft.jsonl"
+    data.write_text("\n".join(json.dumps({"prompt": f"Where does {n} live?", "completion": f" {n} lives in Pinebrook."})
+                              for n in ["Mia", "Tom", "Sam", "Lily", "Ben"] * 8) + "\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "llmlab.cli.main", "sft", "--model", str(finetune_checkpoint), "--data", str(data),
+         "--out", str(tmp_path / "run"), "--max-steps", "3", "--batch-size", "2", "--eval-every", "1000",
+         "--samples", "0", "--threads", "1", "--json"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1, run.stdout
+    summary = json.loads(lines[0])
+    assert summary["step"] == 3 and summary["checkpoint"].endswith("checkpoint") and "val_loss" in summary
+    assert run.stderr.count("full fine-tuning:") == 1  # the log too, once
+    from llmlab.train.metrics_log import read_metrics
+
+    steps = [r for r in read_metrics(tmp_path / "run") if "loss" in r and "val_loss" not in r]
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert steps[0]["tokens"] == 2 * 2 * 96  # both processes' packed windows (2 each, the context of 96)
+
+
 @pytest.mark.parametrize("budget, expected", [
     ({}, 25),                                    # one epoch by default: 100 examples / 4 per step
     ({"epochs": 2.0}, 50),
@@ -330,8 +357,8 @@ def test_sft_cli_full_and_lora_end_to_end(finetune_checkpoint, tmp_path):
     ({"epochs": 0.2, "max_steps": 40}, 5),
 ])
 def test_epochs_and_max_steps_budget_takes_the_smaller(budget, expected):
+    from llmlab.train.finetune import plan_budget
     from llmlab.train.finetune_config import SFTConfig
-    from llmlab.train.sft import plan_budget
 
     class Planner:
         def plan(self, tokens_per_step):

@@ -282,6 +282,132 @@ def test_gradient_spike_is_skipped(shards, tmp_path, torch_threads):
     assert [r["step"] for r in skipped] == [16] and "median" in skipped[0]["skipped"]
 
 
+class _Troubled:
+    """NextTokenLoss with a non-finite loss at call `nan_at` and a 10^4 times larger one at `spike_at`."""
+
+    def __init__(self, nan_at: int, spike_at: int):
+        from llmlab.train.objectives import NextTokenLoss
+
+        self.inner, self.calls, self.nan_at, self.spike_at = NextTokenLoss(), 0, nan_at, spike_at
+
+    def __call__(self, model, batch):
+        self.calls += 1
+        loss, metrics = self.inner(model, batch)
+        factor = float("nan") if self.calls == self.nan_at else 1e4 if self.calls == self.spike_at else 1.0
+        return loss * factor, {"doubled": loss.detach() * 2}
+
+    def weight(self, batch):
+        return self.inner.weight(batch)
+
+
+def _skip_on_device(trainer):
+    """Swap in the fused AdamW (on the CPU too), whose kernel skips an update on a device-side flag."""
+    from llmlab.train.optim import parameter_groups
+
+    cfg = trainer.cfg
+    trainer.optimizer = torch.optim.AdamW(parameter_groups(trainer.raw_model, cfg.weight_decay), lr=cfg.lr,
+                                          betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=True)
+    assert trainer.skips_on_device
+    return trainer
+
+
+def test_bad_updates_are_skipped_on_the_device_without_a_host_read(shards, tmp_path, torch_threads):
+    trainer = _skip_on_device(_trainer(shards, tmp_path, steps=10, objective=_Troubled(nan_at=3, spike_at=99)))
+    trainer.plan(128)
+    reads = []
+    read = trainer._read
+    trainer._read = lambda pending: (reads.append(len(pending)), read(pending))[1]
+    params = lambda: [p.detach().clone() for p in trainer.raw_model.parameters()]  # noqa: E731
+    pending = [trainer._step(), trainer._step()]
+    before = params()
+    pending.append(trainer._step())  # its loss is NaN: the kernel must leave everything as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, params()))
+    assert all(float(s["step"]) == 2 for s in trainer.optimizer.state.values())
+    pending.append(trainer._step())
+    assert not all(torch.equal(a, b) for a, b in zip(before, params()))
+    assert reads == [] and all(p.host is None for p in pending)  # four steps, nothing read yet
+    trainer._pending = pending
+    trainer._flush()
+    assert reads == [4]  # one read for the four
+    records = read_metrics(tmp_path)
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and "non-finite loss" in records[2]["skipped"]
+    assert records[0]["doubled"] == pytest.approx(2 * records[0]["loss"])
+    assert trainer.state.skipped == 1 and trainer.state.bad_in_a_row == 0
+
+
+def test_reading_once_per_log_interval_writes_what_reading_every_step_does(shards, tmp_path, torch_threads):
+    """The same run with the skip decided on the host (read every step) and on the device (read
+    every 4 steps): the same lines (log steps and skipped ones), the same skip reasons, close values."""
+    runs = {}
+    for name in ("host", "device"):
+        trainer = _trainer(shards, tmp_path / name, steps=24, log_every=4, objective=_Troubled(nan_at=5, spike_at=19))
+        if name == "device":
+            _skip_on_device(trainer)
+        reads = []  # how many steps each device read brought to the host
+        read = trainer._read
+        trainer._read = lambda pending, read=read, reads=reads: (
+            reads.append(sum(p.host is None for p in pending)), read(pending))[1]
+        trainer.plan(128)
+        trainer.train()
+        runs[name] = (read_metrics(tmp_path / name), [n for n in reads if n], trainer.norms.to_list())
+    (host, host_reads, host_norms), (device, device_reads, device_norms) = runs["host"], runs["device"]
+    assert [r["step"] for r in host] == [r["step"] for r in device] == [4, 5, 8, 12, 16, 19, 20, 24]
+    assert [r.get("skipped", "")[:20] for r in host] == [r.get("skipped", "")[:20] for r in device]
+    assert "non-finite loss" in host[1]["skipped"] and "median" in host[5]["skipped"]
+    assert [list(r) for r in host] == [list(r) for r in device]  # the same keys, in the same order
+    for a, b in zip(host, device):
+        if "skipped" not in a:
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-3) and a["doubled"] == pytest.approx(2 * a["loss"])
+    assert host_reads == [1] * 24 and device_reads == [4] * 6  # every step, or once per log interval
+    assert len(host_norms) == len(device_norms) == 22  # the two skipped norms are not kept
+
+
+def test_norm_history_median_and_order_match_a_deque():
+    import statistics
+    from collections import deque
+
+    from llmlab.train.trainer import NormHistory
+
+    history, ref = NormHistory(torch.device("cpu"), torch.float64, size=7), deque(maxlen=7)
+    rng = random.Random(0)
+    for i in range(30):
+        norm, accept = rng.uniform(0.1, 5.0), rng.random() < 0.8
+        history.push(torch.tensor(norm, dtype=torch.float32), torch.tensor(accept))
+        if accept:
+            ref.append(float(torch.tensor(norm, dtype=torch.float32)))
+        assert history.to_list() == list(ref)
+        if ref:
+            assert float(history.median()) == statistics.median(ref)
+    again = NormHistory(torch.device("cpu"), torch.float64, size=7)
+    again.load(list(ref))
+    assert again.to_list() == list(ref) and float(again.median()) == statistics.median(ref)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_steps_on_a_gpu_make_no_host_sync(shards, tmp_path):
+    from llmlab.config import preset
+    from llmlab.model import TransformerLM
+    from llmlab.train.objectives import NextTokenLoss
+    from llmlab.train.trainer import Trainer
+
+    data = PreparedData(shards[0])
+    device = torch.device("cuda")
+    model = TransformerLM(preset("tiny", vocab_size=data.vocab_size, **SMALL_MODEL)).to(device)
+    cfg = TrainConfig(data=str(shards[0]), out=str(tmp_path), max_steps=20, log_every=10, progress=False,
+                      precision="bf16")
+    loader = WindowLoader(data.split("train"), 32, 4, seed=0, pin_memory=True)
+    trainer = Trainer(model, NextTokenLoss(), loader, cfg, device=device, log=lambda *_: None)
+    trainer.plan(128)
+    assert trainer.skips_on_device and loader.gather(np.arange(2))["input_ids"].is_pinned()
+    trainer._step()  # first steps allocate optimizer state and warm the caches
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer._pending = [trainer._step() for _ in range(3)]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    trainer._flush()
+
+
 def test_schedules():
     from llmlab.train.optim import lr_at
 

@@ -7,7 +7,7 @@ import sys
 import click
 
 from llmlab.cli.cmd_generate import dtype_option, generation_overrides, sampling_options
-from llmlab.cli.common import device_option, load_checkpoint, model_option
+from llmlab.cli.common import device_option, load_checkpoint, model_option, quantize_option
 
 HELP = """commands: /reset (forget the conversation), /system TEXT (set the system prompt and reset),
           /save FILE (write the conversation as JSON), /help, /quit (or Ctrl-D)"""
@@ -18,6 +18,7 @@ HELP = """commands: /reset (forget the conversation), /system TEXT (set the syst
 @click.option("--system", "system_prompt", default="", help="System prompt.")
 @sampling_options
 @device_option
+@quantize_option
 @dtype_option
 def command(model_dir, system_prompt, device, dtype, **options):
     """Chat with a model in the terminal; replies stream as they are generated.

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from llmlab.cli.cmd_sft import finetune_command
+from llmlab.cli.training import finetune_command
 from llmlab.train.finetune_config import DPOConfig
 
-
-def _run(cfg, resume, log):
-    from llmlab.train.dpo import run_dpo
-
-    return run_dpo(cfg, resume=resume, log=log)
-
-
 command = finetune_command(
-    "dpo", DPOConfig, _run,
+    "dpo", DPOConfig, "llmlab.train.dpo:run_dpo",
     """Align a model to preference pairs with DPO (sigmoid loss, beta) or IPO.
 
     The reference is the starting model; its log-probabilities are computed once before training,

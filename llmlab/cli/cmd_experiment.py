@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from llmlab.cli.common import (OutputPath, device_option, emit_json, json_option, load_checkpoint, model_option,
-                               print_table)
+                               print_table, quantize_option)
 from llmlab.recipes.alignment import STAGES, AlignmentConfig  # light: the recipe imports torch only when it runs
 
 
@@ -39,6 +39,7 @@ def command() -> None:
 @click.option("--out", type=OutputPath("dir"), default="runs/experiment-prompting", show_default=True,
               help="Where results.json, table.md and prompting.png go.")
 @device_option
+@quantize_option
 @json_option
 def prompting(model_dir, task, data_dir, classification_train, classification_test, arithmetic_files, shots,
               cot_shots, self_consistency, limit, seed, out, device, as_json):

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import click
 
-from llmlab.cli.common import device_option, emit_json, json_option, load_checkpoint, model_option
+from llmlab.cli.common import device_option, emit_json, json_option, load_checkpoint, model_option, quantize_option
 from llmlab.errors import DataError, at_line, json_error
 
 # flag -> (GenerationConfig field, click type, help); every flag defaults to None, so only flags the
@@ -107,10 +107,16 @@ def _read(path: str) -> str:
 @sampling_options
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Prompts generated together.")
 @click.option("--stream", is_flag=True, help="Print text as it is generated.")
+@click.option("--draft-model", "draft_dir", default=None, type=click.Path(file_okay=False),
+              help="Speculative decoding: a smaller checkpoint with the same tokenizer proposes tokens that "
+                   "the model checks (the output follows the model's distribution exactly).")
+@click.option("--draft-tokens", type=int, default=4, show_default=True, help="With --draft-model: tokens proposed per round.")
 @device_option
+@quantize_option
 @dtype_option
 @json_option
-def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, as_json, **options):
+def command(model_dir, prompt, prompts_file, batch_size, stream, draft_dir, draft_tokens, device, dtype, as_json,
+            **options):
     """Continue text with a model: sampling as in Hugging Face / the OpenAI API.
 
     \b
@@ -125,7 +131,9 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
     (+ "logprobs" / "top_logprobs" when asked); several prompts print one such object per line
     (JSON lines, in input order, each with "index" and "prompt"). --stream with --json prints
     {"index", "delta"} lines as text arrives, then the final object. Several prompts with
-    --stream are generated one after another; without it they are batched.
+    --stream are generated one after another; without it they are batched. With --draft-model
+    (speculative decoding, one prompt at a time) each object also has "speculative": the draft
+    tokens proposed and accepted, "acceptance_rate", "target_forwards", "tokens_per_target_forward".
     """
     from llmlab.errors import ConfigError
     from llmlab.infer import Engine
@@ -136,6 +144,11 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     prompts = [prompt] if prompt is not None else read_prompts(prompts_file)
     model, tokenizer = load_checkpoint(model_dir, device, dtype=dtype)
+    if draft_dir is not None:
+        if stream:
+            raise ConfigError("--stream is not available with --draft-model")
+        return _speculative(model, tokenizer, load_checkpoint(draft_dir, device, dtype=dtype), prompts, draft_tokens,
+                            generation_overrides(options), as_json)
     engine = Engine(model, tokenizer, max_batch_size=1 if stream else batch_size)
     config = engine.make_config(**generation_overrides(options))
     several = len(prompts) > 1
@@ -174,6 +187,31 @@ def command(model_dir, prompt, prompts_file, batch_size, stream, device, dtype, 
         reasons = sorted({r.finish_reason for r in results})
         click.secho(f"{n} tokens in {elapsed:.2f}s ({n / max(elapsed, 1e-9):.1f} tokens/s), finish: {', '.join(reasons)}",
                     err=True, dim=True)
+
+
+def _speculative(model, tokenizer, draft, prompts, draft_tokens, overrides, as_json) -> None:
+    """--draft-model: each prompt in turn through llmlab.infer.speculative."""
+    from llmlab.infer.speculative import SpeculativeDecoder, SpeculativeStats
+
+    decoder = SpeculativeDecoder(model, draft[0], tokenizer, draft[1], num_draft_tokens=draft_tokens)
+    config = decoder.make_config(**overrides)
+    total, several, start = SpeculativeStats(), len(prompts) > 1, time.perf_counter()
+    for i, p in enumerate(prompts):
+        result, stats = decoder.generate(p, config)
+        total.add(stats)
+        if as_json:
+            head = {"index": i, "prompt": p} if several else {}
+            emit_json({**head, **result.to_dict(), "speculative": stats.to_dict()})
+        else:
+            if several:
+                click.secho(f"\n[{i}] {p}", bold=True)
+            click.echo(result.text)
+    if not as_json:
+        elapsed = time.perf_counter() - start
+        rate = total.acceptance_rate
+        click.secho(f"{total.tokens} tokens in {elapsed:.2f}s ({total.tokens / max(elapsed, 1e-9):.1f} tokens/s); "
+                    f"draft acceptance {'n/a' if rate is None else f'{rate:.2f}'}, "
+                    f"{total.tokens_per_target_forward or 0:.2f} tokens per target forward", err=True, dim=True)
 
 
 def _generate_all(engine, prompts, config, progress: bool):

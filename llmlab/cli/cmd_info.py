@@ -51,9 +51,10 @@ def resolve(target: str) -> tuple[str, Any, dict[str, Any]]:
 def _checkpoint_facts(path: Path, cfg) -> dict[str, Any]:
     """What the files say beyond config.json: stored dtype and size, tokenizer vocabulary. The
     weights' header is checked against the config, so the counts shown are the weights' own."""
-    from llmlab.checkpoint import WEIGHTS_FILE, check_weights_header
+    from llmlab.checkpoint import WEIGHTS_FILE, check_weights_header, load_quantization
 
-    facts: dict[str, Any] = {"dtype": None, "weights_bytes": None, "tokenizer_vocab_size": None}
+    facts: dict[str, Any] = {"dtype": None, "weights_bytes": None, "tokenizer_vocab_size": None,
+                             "quantization": load_quantization(path)}  # llmlab quantize's record, or None
     weights = path / WEIGHTS_FILE
     if weights.is_file():
         facts["weights_bytes"] = weights.stat().st_size
@@ -100,5 +101,8 @@ def _show(r: dict[str, Any]) -> None:
         rows.append(("stored dtype", r.get("dtype") or "no weights file"))
         if r.get("weights_bytes") is not None:
             rows.append(("weights file", f"{r['weights_bytes'] / 2**20:.1f} MiB"))
+        q = r.get("quantization")
+        if q:
+            rows.append(("quantization", q["mode"] + (f", groups of {q['group_size']}" if q.get("group_size") else "")))
         rows.append(("tokenizer vocabulary", r.get("tokenizer_vocab_size") or "no tokenizer"))
     print_table(rows, ("quantity", "value"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmlab.cli.cmd_sft import finetune_command
+from llmlab.cli.training import finetune_command
 from llmlab.train.finetune_config import PPOConfig
 
 # Settings PPO derives itself (--policy/--prompts set model/data; the rollout sizes set the steps,
@@ -11,14 +11,8 @@ _DERIVED = ("model", "data", "val_data", "val_fraction", "epochs", "batch_size",
             "skip_long", "eval_batches", "samples", "seq_len", "grad_accum", "eval_every")
 
 
-def _run(cfg, resume, log):
-    from llmlab.train.ppo import run_ppo
-
-    return run_ppo(cfg, resume=resume, log=log)
-
-
 command = finetune_command(
-    "ppo", PPOConfig, _run,
+    "ppo", PPOConfig, "llmlab.train.ppo:run_ppo",
     """Optimise a policy with PPO against a reward, with a KL penalty to the starting policy.
 
     \b

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from llmlab.cli.cmd_sft import finetune_command
+from llmlab.cli.training import finetune_command
 from llmlab.train.finetune_config import RewardConfig
 
-
-def _run(cfg, resume, log):
-    from llmlab.train.reward import run_reward
-
-    return run_reward(cfg, resume=resume, log=log)
-
-
 command = finetune_command(
-    "reward", RewardConfig, _run,
+    "reward", RewardConfig, "llmlab.train.reward:run_reward",
     """Train a reward model: the language model plus a scalar head on the last real token,
     trained so that r(chosen) > r(rejected) (Bradley-Terry loss, optional margin).
 

@@ -85,17 +85,36 @@ def print_table(
     console.print(table)
 
 
+def _remember_quantize(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["llmlab.quantize"] = value
+
+
+# Any command that loads a model for inference takes this flag; load_checkpoint reads it from the
+# click context, so the commands need no code of their own for it.
+quantize_option = click.option(
+    "--quantize", type=click.Choice(["int8", "int4"]), default=None, expose_value=False, callback=_remember_quantize,
+    help="Quantise the linear layers for inference: int8 per channel or int4 in groups of 32 "
+         "(llmlab quantize saves a quantised checkpoint instead).",
+)
+
+
 def load_checkpoint(model_dir: str, device: str = "auto", *, dtype: str | None = None,
-                    threads: int | None = None) -> tuple[Any, Any]:
+                    threads: int | None = None, quantize: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) for a command that reads and writes text: `llmlab.checkpoint.load` with a
-    tokenizer required, the --dtype flag's name as a torch dtype, and --threads applied first."""
+    tokenizer required, the --dtype flag's name as a torch dtype, and --threads applied first.
+    quantize: "int8" / "int4", or None for the command's --quantize flag (quantize_option), if any."""
     import torch
 
     from llmlab.checkpoint import load
 
     if threads:
         torch.set_num_threads(threads)
-    return load(model_dir, device, dtype=getattr(torch, dtype) if dtype else None, require_tokenizer=True)
+    if quantize is None:
+        ctx = click.get_current_context(silent=True)
+        quantize = ctx.meta.get("llmlab.quantize") if ctx is not None else None
+    return load(model_dir, device, dtype=getattr(torch, dtype) if dtype else None, require_tokenizer=True,
+                quantize=quantize)
 
 
 def emit(result: dict[str, Any], as_json: bool, show: Callable[[dict[str, Any]], None]) -> None:

@@ -52,6 +52,7 @@ class WindowLoader:
 
     rank/world_size: under DDP every rank calls next() in step; the global batch of step s is
     windows [s*G, (s+1)*G) of the run (G = batch_size * world_size) and rank r takes its r-th slice.
+    pin_memory: gather into pinned host memory (for a GPU: its copies are then asynchronous).
     """
 
     def __init__(
@@ -65,8 +66,10 @@ class WindowLoader:
         rank: int = 0,
         world_size: int = 1,
         consumed: int = 0,
+        pin_memory: bool = False,
     ):
         self.split, self.seq_len, self.batch_size = split, seq_len, batch_size
+        self.pin_memory = pin_memory
         self.seed, self.shuffle, self.rank, self.world_size = seed, shuffle, rank, world_size
         self.index = WindowIndex.build(split, seq_len)
         self.consumed = consumed  # windows consumed by all ranks together
@@ -114,6 +117,12 @@ class WindowLoader:
             start = self.index.start[w]
             rows[row] = self.split.arrays[self.index.shard[w]][start:start + self.seq_len + 1]
         t = torch.from_numpy(rows)
+        if self.pin_memory:  # two contiguous pinned tensors: a strided view would be copied to pageable memory
+            out = {"input_ids": torch.empty((len(rows), self.seq_len), dtype=torch.int64, pin_memory=True),
+                   "targets": torch.empty((len(rows), self.seq_len), dtype=torch.int64, pin_memory=True)}
+            out["input_ids"].copy_(t[:, :-1])
+            out["targets"].copy_(t[:, 1:])
+            return out
         return {"input_ids": t[:, :-1], "targets": t[:, 1:]}
 
     def __iter__(self):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def _byte_level_decoder() -> dict[str, int]:
+def byte_level_decoder() -> dict[str, int]:
     """Inverse of GPT-2's bytes_to_unicode: the printable character standing for each byte."""
     printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     chars = printable[:]
@@ -27,7 +27,7 @@ def token_byte_lengths(tokenizer) -> np.ndarray:
     n = tokenizer.vocab_size
     lengths = np.zeros(n, dtype=np.int64)
     special = set(tokenizer.all_special_ids)
-    decoder = _byte_level_decoder()
+    decoder = byte_level_decoder()
     for i in range(n):
         if i in special:
             continue

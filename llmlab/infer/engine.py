@@ -19,7 +19,9 @@ mask marks each row's padding, and each row carries its own position ids, so a r
 exactly what they would see alone (tested token for token). A new request is prefilled on its own
 and its keys/values are copied into the batch right-aligned at the pointer; a finished row is
 removed with `KVCache.select`. When the pointer reaches the cache's end, columns that are padding
-in every row are dropped (compaction), or the cache grows up to the context length.
+in every row are dropped (compaction), or the cache grows up to the context length. Sliding-window
+layers keep only their last W columns (rolling buffers), so their memory stays flat however long
+the generation; copies between caches go through `KVCache.copy_from`, which knows both layouts.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class StepOutput:
     token_ids: list[int]  # tokens generated in this step
     finished: bool = False
     result: GenerationResult | None = None  # set when finished
+    # Per token of `token_ids`, when the request asked for them (a server streams them with the text).
+    logprobs: list[float] | None = None
+    top_logprobs: list[dict[int, float]] | None = None
 
 
 class TextStream:
@@ -251,6 +256,11 @@ class Engine:
     def num_waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def cache_bytes(self) -> int:
+        """Bytes held by the running batch's KV cache (sliding-window layers keep only their window)."""
+        return self._batch.cache.nbytes() if self._batch is not None else 0
+
     @torch.inference_mode()
     def step(self) -> list[StepOutput]:
         """Admit waiting requests (one prefill) if there are any and room, else one decode step."""
@@ -414,12 +424,9 @@ class Engine:
         capacity = min(self.context_length, max(a.cache.max_len, b.cache.max_len, L + remaining))
         Ba, Bb = len(a), len(b)
         cache = self.model.new_kv_cache(Ba + Bb, capacity)
-        for layer in range(len(cache.keys)):
-            cache.keys[layer][:Ba, :, L - La:L] = a.cache.keys[layer][:, :, :La]
-            cache.values[layer][:Ba, :, L - La:L] = a.cache.values[layer][:, :, :La]
-            cache.keys[layer][Ba:, :, L - Lb:L] = b.cache.keys[layer][:, :, :Lb]
-            cache.values[layer][Ba:, :, L - Lb:L] = b.cache.values[layer][:, :, :Lb]
         cache.length = L
+        cache.copy_from(a.cache, slice(0, Ba), L - La)
+        cache.copy_from(b.cache, slice(Ba, None), L - Lb)
         mask = torch.ones(Ba + Bb, capacity, dtype=torch.bool, device=self.device)
         mask[:Ba, :L - La] = False
         mask[:Ba, L - La:L] = a.mask[:, :La]
@@ -483,9 +490,14 @@ class Engine:
                     r.finish_reason = "length"
             if r.finish_reason is not None:
                 finished.add(i)
-                outputs.append(self._finish_output(r, [t], delta))
+                out = self._finish_output(r, [t], delta)
             else:
-                outputs.append(StepOutput(r.id, delta, [t]))
+                out = StepOutput(r.id, delta, [t])
+            if r.logprobs is not None:
+                out.logprobs = r.logprobs[-1:]
+            if r.top_logprobs is not None:
+                out.top_logprobs = r.top_logprobs[-1:]
+            outputs.append(out)
         return outputs, finished
 
     def _finish_output(self, r: _Request, new_tokens: list[int], delta: str = "") -> StepOutput:
@@ -535,19 +547,12 @@ class Engine:
         real = batch.mask[:, :L].any(dim=0)
         shift = int(real.nonzero()[0]) if bool(real.any()) else L
         if shift > 0:
-            for layer in range(len(cache.keys)):
-                cache.keys[layer][:, :, :L - shift] = cache.keys[layer][:, :, shift:L].clone()
-                cache.values[layer][:, :, :L - shift] = cache.values[layer][:, :, shift:L].clone()
+            batch.cache = cache.moved(cache.max_len, shift)  # (rolling layers' slots move too)
             batch.mask[:, :L - shift] = batch.mask[:, shift:L].clone()
             batch.mask[:, L - shift:] = True
-            cache.length = L - shift
         elif cache.max_len < self.context_length:
             capacity = min(self.context_length, 2 * cache.max_len)
-            bigger = self.model.new_kv_cache(len(batch), capacity)
-            for layer in range(len(cache.keys)):
-                bigger.keys[layer][:, :, :L] = cache.keys[layer][:, :, :L]
-                bigger.values[layer][:, :, :L] = cache.values[layer][:, :, :L]
-            bigger.length = L
+            bigger = cache.moved(capacity)
             mask = torch.ones(len(batch), capacity, dtype=torch.bool, device=batch.mask.device)
             mask[:, :L] = batch.mask[:, :L]
             batch.cache, batch.mask = bigger, mask

@@ -126,9 +126,17 @@ def sample_token(
     if temperature == 0:
         out = x.argmax(dim=-1)
     else:
-        x = min_p_filter(top_p_filter(top_k_filter(apply_temperature(x.float(), temperature), top_k), top_p), min_p)
-        out = sample_from_probs(x.softmax(dim=-1), [generator] * x.size(0) if generator is not None else None)
+        probs = filtered_probs(x, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p)
+        out = sample_from_probs(probs, [generator] * x.size(0) if generator is not None else None)
     return out[0] if single else out
+
+
+def filtered_probs(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                   min_p: float = 0.0) -> torch.Tensor:
+    """The distribution sampling draws from: logits [B, V] through temperature -> top-k -> top-p ->
+    min-p, softmaxed (float32). Speculative decoding compares two models' such distributions."""
+    x = apply_temperature(logits.float(), temperature)
+    return min_p_filter(top_p_filter(top_k_filter(x, top_k), top_p), min_p).softmax(dim=-1)
 
 
 # ---------------------------------------------------------------------------- batched sampler

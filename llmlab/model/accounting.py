@@ -38,12 +38,14 @@ def count_parameters(cfg: ModelConfig) -> ParamCount:
 def flops_per_token(cfg: ModelConfig, seq_len: int | None = None, training: bool = True) -> float:
     """FLOPs to process one token: 2N forward (N = non-embedding parameters, as in Kaplan et al.
     2020) plus attention's score and value products, 2 * 2 * n_layer * seq_len * d_attn forward
-    (PaLM, Appendix B, without discounting the causal mask). Training costs 3x forward (6N + ...)."""
+    (PaLM, Appendix B, without discounting the causal mask; a sliding window caps seq_len). Training costs 3x forward (6N + ...)."""
     T = seq_len or cfg.context_length
     n = count_parameters(cfg)
     # The head's matmul is real work even when its weights are tied to the embedding.
     matmul_params = n.non_embedding + (cfg.vocab_size * cfg.d_model if cfg.tie_embeddings else 0)
-    forward = 2 * matmul_params + 4 * cfg.n_layer * T * cfg.n_head * cfg.head_dim
+    # A sliding-window layer's query attends to at most `window` keys.
+    keys = sum(min(T, w) if w is not None else T for w in cfg.attention_windows())
+    forward = 2 * matmul_params + 4 * keys * cfg.n_head * cfg.head_dim
     return 3 * forward if training else forward
 
 

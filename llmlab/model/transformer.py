@@ -148,6 +148,7 @@ class TransformerLM(nn.Module):
         if position_ids is None:
             position_ids = default_position_ids(attention_mask, past, T, input_ids.device)
         mask = build_attention_mask(attention_mask, T, past, input_ids.device)
+        masks = self.layer_masks(mask, kv_cache, past, T, input_ids.device)
 
         x = self.embed(input_ids)
         if self.pos_embed is not None:
@@ -156,12 +157,33 @@ class TransformerLM(nn.Module):
         x = self.dropout(x)
         attentions = [] if output_attentions else None
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, rope, mask, kv_cache, i, output_attentions)
+            x, weights = block(x, rope, masks[i], kv_cache, i, output_attentions)
             if attentions is not None:
                 attentions.append(weights)
         if kv_cache is not None:
             kv_cache.advance(T)
         return self.final_norm(x), attentions
+
+    def layer_masks(self, mask, kv_cache: KVCache | None, past: int, T: int, device) -> list[torch.Tensor | None]:
+        """Each layer's attention mask: `mask` for full attention; for a sliding layer, `mask` cut to
+        its window over the keys it attends (a rolling cache's slots). Built once per kind."""
+        if self.config.sliding_window is None:
+            return [mask] * len(self.blocks)
+        built: dict[tuple[int | None, bool], torch.Tensor | None] = {}
+        out = []
+        for i, window in enumerate(self.config.attention_windows()):
+            rolling = kv_cache is not None and kv_cache.rolling(i)
+            key = (window, rolling)
+            if key not in built:
+                if window is None or (not rolling and past + T <= window):  # the window hides nothing
+                    built[key] = mask
+                elif rolling and T == 1 and past >= window - 1 and mask is None:
+                    built[key] = None  # decoding with a full rolling buffer: every slot is in the window
+                else:
+                    cols = kv_cache.key_columns(i, T) if kv_cache is not None else None
+                    built[key] = window_mask(mask, cols, window, past, T, device)
+            out.append(built[key])
+        return out
 
     # ------------------------------------------------------------------ helpers
     def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
@@ -187,6 +209,20 @@ def default_position_ids(attention_mask, past: int, T: int, device) -> torch.Ten
         # Left padding: a row's first real token gets position 0.
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:past + T]
     return torch.arange(past, past + T, device=device).unsqueeze(0)
+
+
+def window_mask(mask, cols: torch.Tensor | None, window: int, past: int, T: int, device) -> torch.Tensor:
+    """Boolean [B or 1, 1, T, S] mask of a sliding-window layer. mask: the full-attention mask over
+    columns 0 .. past + T - 1 (None: plain causal); cols: the column of each key attended (-1: an
+    empty slot), None for all columns in order. Query q sees column c iff q - window < c <= q
+    (Mistral's window: itself and window - 1 before it) and `mask` allows it."""
+    if cols is None:
+        cols = torch.arange(past + T, device=device)
+    q = torch.arange(past, past + T, device=device)[:, None]
+    ok = ((cols >= 0) & (cols <= q) & (cols > q - window))[None, None]
+    if mask is not None:
+        ok = ok & mask[..., cols.clamp(min=0)]
+    return ok
 
 
 def build_attention_mask(attention_mask, T: int, past: int, device) -> torch.Tensor | None:

@@ -25,8 +25,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from llmlab.train.finetune_config import DPOConfig
-from llmlab.train.trainer import Trainer
+from llmlab.config import IGNORE_INDEX
+from llmlab.train.finetune import FinetuneRecipe, FinetuneRun, Parts, load_tokenized, run_finetune
+from llmlab.train.finetune_config import DPOConfig, FinetuneConfig
+from llmlab.train.trainer import move_batch
 
 
 # ---------------------------------------------------------------------------- the loss
@@ -50,7 +52,7 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
 
 def target_counts(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Number of target tokens per row: [rows]."""
-    return (batch["targets"] != -100).sum(-1).clamp(min=1)
+    return (batch["targets"] != IGNORE_INDEX).sum(-1).clamp(min=1)
 
 
 def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False) -> torch.Tensor:
@@ -83,16 +85,15 @@ class DPOLoss:
         losses, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], self.beta, self.loss_type,
                                   self.label_smoothing)
         margin = rc - rr
-        metrics = {
-            "reward_acc": float((margin > 0).float().mean()), "margin": float(margin.mean()),
-            "chosen_reward": float(rc.mean()), "rejected_reward": float(rr.mean()),
-        }
+        # Tensors, not floats: the loop reads metrics once per log interval (no per-step host sync).
+        metrics = {"reward_acc": (margin > 0).float().mean(), "margin": margin.mean(),
+                   "chosen_reward": rc.mean(), "rejected_reward": rr.mean()}
         loss = losses.mean()
         if self.rpo_alpha:
             chosen_avg = logps[:B] if self.average else logps[:B] / target_counts(batch)[:B]
             nll = -chosen_avg.mean()
             loss = loss + self.rpo_alpha * nll
-            metrics["nll_chosen"] = float(nll.detach())
+            metrics["nll_chosen"] = nll.detach()
         return loss, metrics
 
     def weight(self, batch) -> float:
@@ -116,9 +117,9 @@ def attach_reference_logps(model, pairs: Sequence, pad_id: int, device, batch_si
         chunks = progress_bar(chunks, desc="reference log-probs", unit="batch")
     for start in chunks:
         part = pairs[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collate_pairs(part, pad_id).items()}
+        batch = move_batch(collate_pairs(part, pad_id), device)
         total = response_logps(model, batch).float().cpu()
-        counts = (batch["targets"] != -100).sum(-1).clamp(min=1).cpu()
+        counts = target_counts(batch).cpu()
         B = len(part)
         for i, p in enumerate(part):
             p.ref_logps = (float(total[i]), float(total[B + i]))
@@ -143,18 +144,30 @@ def make_eval_fn(val_pairs: Sequence, objective: DPOLoss, pad_id: int, device, b
     pairs = evaluated_units(val_pairs, batch_size, max_batches)
     batches = fixed_batches(pairs, batch_size, lambda u: collate_with_reference(u, pad_id))
 
+    def score(model, batch):
+        logps = response_logps(model, batch, objective.average)
+        ref = batch["ref_avg_logps" if objective.average else "ref_logps"]
+        B = logps.shape[0] // 2
+        loss, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], objective.beta, objective.loss_type,
+                                objective.label_smoothing)
+        return loss, rc - rr
+
+    return pairwise_eval_fn(pairs, batches, device, score, "val_reward_acc")
+
+
+def pairwise_eval_fn(pairs: Sequence, batches: list, device, score,
+                     accuracy_key: str) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """Validation of an objective on preference pairs: score(model, batch) -> (per-pair losses,
+    margins); reports the mean loss and margin and the share of positive margins (`accuracy_key`),
+    overall and per reason tag (val_acc/<reason>)."""
+
     def evaluate(model) -> dict[str, float]:
         losses, margins = [], []
         for batch in batches:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            logps = response_logps(model, batch, objective.average)
-            ref = batch["ref_avg_logps" if objective.average else "ref_logps"]
-            B = logps.shape[0] // 2
-            loss, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], objective.beta, objective.loss_type,
-                                    objective.label_smoothing)
+            loss, margin = score(model, move_batch(batch, device))
             losses += loss.tolist()
-            margins += (rc - rr).tolist()
-        out = {"val_loss": sum(losses) / len(losses), "val_reward_acc": sum(m > 0 for m in margins) / len(margins),
+            margins += margin.tolist()
+        out = {"val_loss": sum(losses) / len(losses), accuracy_key: sum(m > 0 for m in margins) / len(margins),
                "val_margin": sum(margins) / len(margins)}
         out.update(accuracy_by_reason([p.reason for p in pairs], margins, prefix="val_acc/"))
         return out
@@ -172,64 +185,57 @@ def accuracy_by_reason(reasons: Sequence[str | None], margins: Sequence[float], 
 
 
 # ---------------------------------------------------------------------------- the run
-def run_dpo(cfg: DPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from llmlab.train.distributed import shutdown
-    from llmlab.train.sft import start_run
-
-    device, dist, resuming = start_run(cfg, resume)
-    try:
-        return _run_dpo(cfg, resuming, device, dist, log)
-    finally:
-        shutdown()
-
-
-def load_preference_pairs(cfg, tokenizer, max_len: int, template: str, log) -> tuple[list, list]:
+def load_preference_pairs(cfg: FinetuneConfig, tokenizer, max_len: int, template: str, log) -> tuple[list, list]:
     """Tokenised (train, validation) preference pairs for --data/--val-data."""
     from llmlab.data.formats import load_preferences
     from llmlab.data.sft import tokenize_preferences
-    from llmlab.train.sft import load_train_and_val
 
-    train, val, train_file = load_train_and_val(cfg, "preferences", load_preferences)
-    train_pairs, skipped = tokenize_preferences(train, template, tokenizer, max_len, cfg.skip_long)
-    val_pairs, _ = tokenize_preferences(val, template, tokenizer, max_len, True)
-    if skipped:
-        log(f"skipped {skipped} training pairs longer than {max_len} tokens")
-    log(f"data: {len(train_pairs)} training and {len(val_pairs)} validation pairs from {train_file}")
-    return train_pairs, val_pairs
+    def tokenize(records, skip_long):
+        return tokenize_preferences(records, template, tokenizer, max_len, skip_long)
+
+    train, val, _ = load_tokenized(cfg, "preferences", load_preferences, tokenize, "pairs", max_len, log)
+    return train, val
 
 
-def _run_dpo(cfg: DPOConfig, resuming: bool, device, dist, log) -> dict[str, Any]:
-    from llmlab.data.sft import ShuffledBatches, check_template, pad_id_for
-    from llmlab.train.sft import finish_lora, load_start_model, plan_budget, setup_lora
+class PreferenceRecipe(FinetuneRecipe):
+    """Setup shared by the objectives on preference pairs (DPO here, reward modelling)."""
 
-    model, tokenizer = load_start_model(cfg, device)
-    template = check_template(cfg.template, tokenizer)
-    max_len = cfg.seq_len or model.config.context_length
-    train, val = load_preference_pairs(cfg, tokenizer, max_len, template, log)
-    pad = pad_id_for(tokenizer)
-    # The reference is the model as loaded: score everything with it now, then it is no longer needed.
-    attach_reference_logps(model, train + val, pad, device, cfg.batch_size, progress=cfg.progress)
-    torch.manual_seed(cfg.seed)
-    lora = setup_lora(model, cfg, log)
-    objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.rpo_alpha)
-    batches = ShuffledBatches(train, cfg.batch_size, lambda u: collate_with_reference(u, pad), seed=cfg.seed,
-                              rank=dist.rank, world_size=dist.world_size)
-    trainer = Trainer(
-        model, objective, batches, cfg, device=device, dist=dist, tokenizer=tokenizer,
-        eval_fn=make_eval_fn(val, objective, pad, device, cfg.batch_size, cfg.eval_batches),
-        accum_steps=cfg.grad_accum, log=log,
-    )
-    if resuming:
-        trainer.resume()
-    per_step = cfg.batch_size * dist.world_size * cfg.grad_accum
-    mean_len = sum(len(p.chosen) + len(p.rejected) for p in train) / len(train)
-    plan_budget(cfg, trainer, len(train), per_step, int(per_step * mean_len))
-    log(f"DPO ({cfg.loss_type}, beta {cfg.beta}): {trainer.state.total_steps} steps of {per_step} pairs; "
-        f"device {device}")
-    result = trainer.train()
-    if lora is not None:
-        result["checkpoint"] = str(finish_lora(trainer, model, tokenizer, lora))
-    result.update({k: v for k, v in trainer.state.last_eval.items()})
-    result.update(pairs=len(train), beta=cfg.beta, loss_type=cfg.loss_type)
-    return result
+    def setup(self, run: FinetuneRun) -> None:
+        from llmlab.data.sft import check_template, pad_id_for
 
+        self.template = check_template(run.cfg.template, run.tokenizer)
+        self.train, self.val = load_preference_pairs(run.cfg, run.tokenizer, run.max_len(), self.template, run.log)
+        self.pad = pad_id_for(run.tokenizer)
+        self.tokens_per_pair = sum(len(p.chosen) + len(p.rejected) for p in self.train) / len(self.train)
+
+    def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
+        return {**trainer.state.last_eval, "pairs": len(self.train)}
+
+
+class DPORecipe(PreferenceRecipe):
+    def setup(self, run: FinetuneRun) -> None:
+        super().setup(run)
+        # The reference is the model as loaded: score everything with it now, then it is no longer needed.
+        attach_reference_logps(run.model, self.train + self.val, self.pad, run.device, run.cfg.batch_size,
+                               progress=run.cfg.progress)
+
+    def build(self, run: FinetuneRun) -> Parts:
+        from llmlab.data.sft import ShuffledBatches
+
+        cfg, pad = run.cfg, self.pad
+        objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.rpo_alpha)
+        batches = ShuffledBatches(self.train, cfg.batch_size, lambda u: collate_with_reference(u, pad), seed=cfg.seed,
+                                  rank=run.dist.rank, world_size=run.dist.world_size)
+        return Parts(objective, batches, len(self.train), self.tokens_per_pair,
+                     eval_fn=make_eval_fn(self.val, objective, pad, run.device, cfg.batch_size, cfg.eval_batches))
+
+    def describe(self, run: FinetuneRun, trainer) -> str:
+        return (f"DPO ({run.cfg.loss_type}, beta {run.cfg.beta}): {trainer.state.total_steps} steps of "
+                f"{run.units_per_step} pairs; device {run.device}")
+
+    def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
+        return {**super().results(run, trainer), "beta": run.cfg.beta, "loss_type": run.cfg.loss_type}
+
+
+def run_dpo(cfg: DPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
+    return run_finetune(cfg, resume, log, DPORecipe())

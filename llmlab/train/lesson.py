@@ -4,7 +4,7 @@
     loss = trainer.train_step(["some text", "more text"])
 
 Differences from the lesson's sketch, each a known pitfall:
-- padding is excluded from the loss through the attention mask (label -100), not through
+- padding is excluded from the loss through the attention mask (label IGNORE_INDEX), not through
   `ignore_index=pad_token_id`, which would also ignore every real end-of-text token whenever pad
   and eos are the same token (as with GPT-2);
 - the step goes through `Trainer.train_step`, so clipping, skipping non-finite updates and mixed
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import torch
 
-from llmlab.model import IGNORE_INDEX
+from llmlab.config import IGNORE_INDEX
 from llmlab.train.config import TrainConfig
 from llmlab.train.trainer import Trainer
 

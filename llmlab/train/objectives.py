@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from llmlab.model import IGNORE_INDEX
+from llmlab.config import IGNORE_INDEX
 
 
 class NextTokenLoss:

@@ -36,12 +36,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from llmlab.config import IGNORE_INDEX
 from llmlab.errors import ConfigError, DataError
 from llmlab.model.heads import ScalarHead
+from llmlab.train.finetune import FinetuneRecipe, FinetuneRun, Parts, run_finetune
 from llmlab.train.finetune_config import PPOConfig
 from llmlab.train.metrics_log import PLOT_FILE as LOSS_PLOT_FILE
 from llmlab.train.metrics_log import plot_metric_curves, read_metrics
-from llmlab.train.trainer import CHECKPOINT_DIR, Trainer
+from llmlab.train.trainer import move_batch
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 ROLLOUTS_FILE = "rollouts.jsonl"
@@ -85,27 +87,28 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
 
 
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                cliprange: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
-    """PPO's clipped surrogate (to minimise) and its diagnostics: clipfrac (share of tokens where
-    the clip is active) and approx_kl (0.5 mean (log ratio)^2)."""
+                cliprange: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's clipped surrogate (to minimise) and its diagnostics as 0-d tensors (the loop reads them
+    once per log interval): clipfrac (share of tokens where the clip is active) and approx_kl
+    (0.5 mean (log ratio)^2)."""
     log_ratio = logp - old_logp
     ratio = torch.exp(log_ratio)
     unclipped = -advantages * ratio
     clipped = -advantages * torch.clamp(ratio, 1.0 - cliprange, 1.0 + cliprange)
     loss = masked_mean(torch.max(unclipped, clipped), mask)
     with torch.no_grad():
-        stats = {"clipfrac": float(masked_mean((clipped > unclipped).float(), mask)),
-                 "approx_kl": float(masked_mean(0.5 * log_ratio ** 2, mask))}
+        stats = {"clipfrac": masked_mean((clipped > unclipped).float(), mask),
+                 "approx_kl": masked_mean(0.5 * log_ratio ** 2, mask)}
     return loss, stats
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               cliprange_value: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
+               cliprange_value: float = 0.2) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped value loss 0.5 * max((V - R)^2, (V_clipped - R)^2), V_clipped = V_old + clip(V - V_old)."""
     clipped = old_values + torch.clamp(values - old_values, -cliprange_value, cliprange_value)
     a, b = (values - returns) ** 2, (clipped - returns) ** 2
     loss = 0.5 * masked_mean(torch.max(a, b), mask)
-    return loss, {"vf_clipfrac": float(masked_mean((b > a).float(), mask))}
+    return loss, {"vf_clipfrac": masked_mean((b > a).float(), mask).detach()}
 
 
 def kl_penalised_rewards(scores: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor,
@@ -175,13 +178,13 @@ class PPOLoss:
 
     def __call__(self, model, batch):
         cfg = self.cfg
-        mask = batch["targets"] != -100
+        mask = batch["targets"] != IGNORE_INDEX
         logp, values, entropy = response_logps_and_values(model, batch, cfg.temperature, self.value_head, True)
         pg, pg_stats = policy_loss(logp, batch["old_logps"], batch["advantages"], mask, cfg.cliprange)
         vf, vf_stats = value_loss(values, batch["old_values"], batch["returns"], mask, cfg.cliprange_value)
-        metrics = {"pg_loss": float(pg.detach()), "vf_loss": float(vf.detach()),
-                   "entropy": float(masked_mean(entropy, mask)), **pg_stats, **vf_stats}
-        metrics.update({k[len("stat_"):]: float(v) for k, v in batch.items() if k.startswith("stat_")})
+        metrics = {"pg_loss": pg.detach(), "vf_loss": vf.detach(), "entropy": masked_mean(entropy, mask),
+                   **pg_stats, **vf_stats}
+        metrics.update({k[len("stat_"):]: v for k, v in batch.items() if k.startswith("stat_")})
         return pg + cfg.vf_coef * vf, metrics
 
     def weight(self, batch) -> float:
@@ -248,13 +251,13 @@ def sample_responses(policy, tokenizer, prompt_ids: Sequence[list[int]], *, max_
 def build_rollout_batch(prompt_ids: Sequence[list[int]], response_ids: Sequence[list[int]],
                         pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded prompt+response rows: input_ids, attention_mask, and targets that hold each
-    response token at the position that predicts it (-100 elsewhere)."""
+    response token at the position that predicts it (IGNORE_INDEX elsewhere)."""
     rows = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids)]
     T = max(len(r) for r in rows)
     B = len(rows)
     ids = torch.full((B, T), pad_id, dtype=torch.long)
     mask = torch.zeros(B, T, dtype=torch.long)
-    targets = torch.full((B, T), -100, dtype=torch.long)
+    targets = torch.full((B, T), IGNORE_INDEX, dtype=torch.long)
     for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
         n = len(p) + len(r)
         ids[i, :n], mask[i, :n] = torch.tensor(rows[i]), 1
@@ -327,8 +330,8 @@ class PPOBatches:
         responses = [r.token_ids for r in results]
         texts = [r.text for r in results]
         ended = torch.tensor([bool(r.token_ids) and r.token_ids[-1] in self.stop_ids for r in results])
-        batch = {k: v.to(self.device) for k, v in build_rollout_batch(prompt_ids, responses, self.pad_id).items()}
-        mask = batch["targets"] != -100
+        batch = move_batch(build_rollout_batch(prompt_ids, responses, self.pad_id), self.device)
+        mask = batch["targets"] != IGNORE_INDEX
         logp, values, _ = response_logps_and_values(self.policy, batch, cfg.temperature, self.value_head)
         ref_logp = reference_logps(self.ref, self.policy, batch, cfg.temperature)
         scores = score_responses(self.reward_fn, [self.prompts[i] for i in idx], texts)
@@ -425,7 +428,7 @@ def resolve_prompts(spec: str, seed: int = 0):
 
     root = Path(spec)
     if spec == "tinyworld":
-        from llmlab.train.sft import tinyworld_dir
+        from llmlab.train.finetune import tinyworld_dir
 
         root = tinyworld_dir(seed)
     if root.is_dir():
@@ -436,71 +439,58 @@ def resolve_prompts(spec: str, seed: int = 0):
     return load_prompts(root), root
 
 
+class PPORecipe(FinetuneRecipe):
+    outputs = (ROLLOUTS_FILE, PLOT_FILE)
+    needs = (VALUE_HEAD_FILE,)
+    one_process = "PPO runs in one process (rollouts and the value head are not distributed yet)"
+
+    def setup(self, run: FinetuneRun) -> None:
+        from llmlab.data.sft import render_prompt
+
+        cfg = run.cfg
+        self.prompts, self.source = resolve_prompts(cfg.data, cfg.tinyworld_seed)
+        self.template = cfg.template
+        if self.template == "auto":
+            self.template = "chatml" if any(isinstance(p.prompt, list) for p in self.prompts) else "plain"
+        self.rendered = [render_prompt(p.prompt, self.template, run.tokenizer) for p in self.prompts]
+        self.reward_fn = resolve_reward(cfg.reward, run.device)
+
+    def build(self, run: FinetuneRun) -> Parts:
+        cfg, policy = run.cfg, run.model
+        # With LoRA the reference is the base model itself (adapters off); otherwise a frozen copy.
+        ref = None if run.lora is not None else copy.deepcopy(policy).eval().requires_grad_(False)
+        value_head = ScalarHead(policy.config.d_model).to(run.device)
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not run.resuming:
+            (self.out / ROLLOUTS_FILE).unlink(missing_ok=True)
+        self.batches = PPOBatches(policy, value_head, ref, run.tokenizer, [p.prompt for p in self.prompts],
+                                  self.rendered, self.reward_fn, cfg, run.device, log_dir=self.out, log=run.log)
+        return Parts(PPOLoss(value_head, cfg), self.batches, len(self.prompts), cfg.max_new_tokens + 16,
+                     heads={VALUE_HEAD_FILE: value_head})
+
+    def resumed(self, run: FinetuneRun) -> None:
+        history = [json.loads(line) for line in (self.out / ROLLOUTS_FILE).read_text().splitlines() if line.strip()]
+        self.batches.history = [h for h in history if h["rollout"] <= self.batches.rollouts_done]
+
+    def describe(self, run: FinetuneRun, trainer) -> str:
+        cfg = run.cfg
+        target = f" -> target {cfg.target_kl}" if cfg.target_kl else ""
+        return (f"PPO: {cfg.rollouts} rollouts of {cfg.rollout_batch} responses from {len(self.prompts)} prompts "
+                f"({self.source}), {cfg.ppo_epochs} epochs x {cfg.rollout_batch // cfg.minibatch_size} minibatches "
+                f"({trainer.state.total_steps} updates at most); reward {cfg.reward}; "
+                f"template {self.template}; kl_coef {cfg.kl_coef}{target}")
+
+    def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
+        out, h = self.out, self.batches.history
+        plot_reward_vs_kl(h, out / PLOT_FILE)
+        plot_metric_curves(read_metrics(out), out / LOSS_PLOT_FILE, CURVES, "PPO: reward and KL per update")
+        return dict(
+            rollouts=len(h), reward_first=h[0]["reward"] if h else None, reward_last=h[-1]["reward"] if h else None,
+            kl_last=h[-1]["kl"] if h else None, kl_max=max(x["kl"] for x in h) if h else None,
+            kl_coef=self.batches.kl.value, plot=str(out / PLOT_FILE), samples=self.batches.last_samples,
+        )
+
+
 def run_ppo(cfg: PPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from llmlab.train.distributed import shutdown
-    from llmlab.train.sft import start_run
-
-    device, dist, resuming = start_run(cfg, resume, outputs=(ROLLOUTS_FILE, PLOT_FILE), needs=(VALUE_HEAD_FILE,))
-    try:
-        if dist.enabled:
-            raise ConfigError("PPO runs in one process (rollouts and the value head are not distributed yet)")
-        return _run_ppo(cfg, resuming, device, dist, log)
-    finally:
-        shutdown()
-
-
-def _run_ppo(cfg: PPOConfig, resuming: bool, device, dist, log) -> dict[str, Any]:
-    from llmlab.data.sft import render_prompt
-    from llmlab.train.sft import finish_lora, load_start_model, setup_lora
-
-    policy, tokenizer = load_start_model(cfg, device)
-    prompts, source = resolve_prompts(cfg.data, cfg.tinyworld_seed)
-    template = cfg.template
-    if template == "auto":
-        template = "chatml" if any(isinstance(p.prompt, list) for p in prompts) else "plain"
-    rendered = [render_prompt(p.prompt, template, tokenizer) for p in prompts]
-    reward_fn = resolve_reward(cfg.reward, device)
-    torch.manual_seed(cfg.seed)
-    lora = setup_lora(policy, cfg, log)
-    # With LoRA the reference is the base model itself (adapters off); otherwise a frozen copy.
-    ref = None if lora is not None else copy.deepcopy(policy).eval().requires_grad_(False)
-    value_head = ScalarHead(policy.config.d_model).to(device)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resuming:
-        (out / ROLLOUTS_FILE).unlink(missing_ok=True)
-    batches = PPOBatches(policy, value_head, ref, tokenizer, [p.prompt for p in prompts], rendered, reward_fn, cfg,
-                         device, log_dir=out, log=log)
-
-    def write_value_head(directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().contiguous().cpu() for k, v in value_head.state_dict().items()},
-                  str(Path(directory) / VALUE_HEAD_FILE))
-
-    trainer = Trainer(policy, PPOLoss(value_head, cfg), batches, cfg, device=device, dist=dist, tokenizer=tokenizer,
-                      checkpoint_extra=write_value_head, extra_parameters=list(value_head.parameters()), log=log)
-    if resuming and trainer.resume():
-        from llmlab.checkpoint import read_safetensors
-
-        value_head.load_state_dict(read_safetensors(out / CHECKPOINT_DIR / VALUE_HEAD_FILE))
-        batches.history = [json.loads(line) for line in (out / ROLLOUTS_FILE).read_text().splitlines() if line.strip()]
-        batches.history = [h for h in batches.history if h["rollout"] <= batches.rollouts_done]
-    trainer.plan(cfg.minibatch_size * (cfg.max_new_tokens + 16))
-    log(f"PPO: {cfg.rollouts} rollouts of {cfg.rollout_batch} responses from {len(prompts)} prompts ({source}), "
-        f"{cfg.ppo_epochs} epochs x {cfg.rollout_batch // cfg.minibatch_size} minibatches "
-        f"({trainer.state.total_steps} updates at most); reward {cfg.reward}; "
-        f"template {template}; kl_coef {cfg.kl_coef}" + (f" -> target {cfg.target_kl}" if cfg.target_kl else ""))
-    result = trainer.train()
-    if lora is not None:
-        result["checkpoint"] = str(finish_lora(trainer, policy, tokenizer, lora, extra=write_value_head))
-    plot_reward_vs_kl(batches.history, out / PLOT_FILE)
-    plot_metric_curves(read_metrics(out), out / LOSS_PLOT_FILE, CURVES, "PPO: reward and KL per update")
-    h = batches.history
-    result.update(
-        rollouts=len(h), reward_first=h[0]["reward"] if h else None, reward_last=h[-1]["reward"] if h else None,
-        kl_last=h[-1]["kl"] if h else None, kl_max=max(x["kl"] for x in h) if h else None,
-        kl_coef=batches.kl.value, plot=str(out / PLOT_FILE), samples=batches.last_samples,
-    )
-    return result
-
+    return run_finetune(cfg, resume, log, PPORecipe())

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from llmlab.checkpoint import load_config, resolve_device
+from llmlab.checkpoint import load_config
 from llmlab.config import ModelConfig, load_config_file, preset
 from llmlab.data.loader import WindowLoader, eval_batches
 from llmlab.data.shards import PreparedData
@@ -16,9 +16,9 @@ from llmlab.data.token_bytes import token_byte_lengths
 from llmlab.errors import ConfigError, DataError
 from llmlab.model import TransformerLM
 from llmlab.train.config import TrainConfig
-from llmlab.train.distributed import DistInfo, all_reduce_sum, init_distributed, shutdown
+from llmlab.train.distributed import DistInfo, all_reduce_sum, shutdown
 from llmlab.train.objectives import NextTokenLoss
-from llmlab.train.run_dir import prepare_run_dir
+from llmlab.train.run_dir import start_run
 from llmlab.train.trainer import CHECKPOINT_DIR, Trainer
 
 
@@ -98,14 +98,7 @@ def run_pretraining(cfg: TrainConfig, resume: bool | str = False, log=print) -> 
     """Train as `cfg` says. resume: True continues the run in cfg.out (or fails saying what is
     missing), False starts a new one (refused where a run's files are), "auto" does whichever fits
     (see llmlab.train.run_dir)."""
-    cfg.validate()
-    resuming = prepare_run_dir(cfg.out, resume)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    dist = init_distributed(device.type)
-    if dist.enabled and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank)
+    device, dist, resuming = start_run(cfg, resume)
     try:
         return _run(cfg, resuming, device, dist, log)
     finally:
@@ -168,7 +161,8 @@ def _run(cfg: TrainConfig, has_run: bool, device, dist: DistInfo, log) -> dict[s
                 f"processes = {micro_tokens}"
             )
     loader = WindowLoader(
-        data.split("train"), seq_len, cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size
+        data.split("train"), seq_len, cfg.batch_size, seed=cfg.seed, rank=dist.rank, world_size=dist.world_size,
+        pin_memory=device.type == "cuda",
     )
     eval_fn = make_eval_fn(
         data.split("val"), seq_len, cfg.batch_size, cfg.eval_windows, token_byte_lengths(tokenizer), dist, device

@@ -24,10 +24,11 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from llmlab.errors import CheckpointError, ConfigError
+from llmlab.errors import CheckpointError
 from llmlab.model.heads import RewardModel, ScalarHead, hidden_states, pool_last
+from llmlab.train.dpo import PreferenceRecipe, pairwise_eval_fn
+from llmlab.train.finetune import FinetuneRun, Parts, restore_head, run_finetune, save_head
 from llmlab.train.finetune_config import RewardConfig
-from llmlab.train.trainer import CHECKPOINT_DIR, Trainer
 
 HEAD_FILE = "reward_head.safetensors"
 HEAD_CONFIG = "reward_head.json"
@@ -56,7 +57,7 @@ class RewardLoss:
         diff = r[:B] - r[B:]
         loss = bradley_terry_loss(r[:B], r[B:], self.margin).mean()
         diff = diff.detach()
-        return loss, {"accuracy": float((diff > 0).float().mean()), "margin": float(diff.mean())}
+        return loss, {"accuracy": (diff > 0).float().mean(), "margin": diff.mean()}  # read by the loop once per log
 
     def weight(self, batch) -> float:
         return batch["input_ids"].shape[0] / 2
@@ -66,35 +67,32 @@ def make_eval_fn(val_pairs: Sequence, objective: RewardLoss, pad_id: int, device
                  max_batches: int = 0) -> Callable[[torch.nn.Module], dict[str, float]]:
     """Pairwise accuracy and mean margin on validation, overall and per reason tag."""
     from llmlab.data.sft import collate_pairs, evaluated_units, fixed_batches
-    from llmlab.train.dpo import accuracy_by_reason
 
     pairs = evaluated_units(val_pairs, batch_size, max_batches)
     batches = fixed_batches(pairs, batch_size, lambda u: collate_pairs(u, pad_id))
 
-    def evaluate(model) -> dict[str, float]:
-        diffs, losses = [], []
-        for batch in batches:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            r = objective.rewards(model, batch)
-            B = r.shape[0] // 2
-            diffs += (r[:B] - r[B:]).tolist()
-            losses += bradley_terry_loss(r[:B], r[B:], objective.margin).tolist()
-        out = {"val_loss": sum(losses) / len(losses), "val_accuracy": sum(d > 0 for d in diffs) / len(diffs),
-               "val_margin": sum(diffs) / len(diffs)}
-        out.update(accuracy_by_reason([p.reason for p in pairs], diffs, prefix="val_acc/"))
-        return out
+    def score(model, batch):
+        r = objective.rewards(model, batch)
+        B = r.shape[0] // 2
+        return bradley_terry_loss(r[:B], r[B:], objective.margin), r[:B] - r[B:]
 
-    return evaluate
+    return pairwise_eval_fn(pairs, batches, device, score, "val_accuracy")
 
 
 # ---------------------------------------------------------------------------- saving and loading
 def head_writer(head: ScalarHead, template: str, extra: dict[str, Any] | None = None) -> Callable[[Path], None]:
     """A `write_extra` for save_checkpoint: the head's weights and what scoring needs to know."""
-    from safetensors.torch import save_file
+    write_config = head_config_writer(template, extra)
 
     def write(directory: Path) -> None:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
-        save_file(tensors, str(Path(directory) / HEAD_FILE))
+        save_head(head, Path(directory) / HEAD_FILE)
+        write_config(directory)
+
+    return write
+
+
+def head_config_writer(template: str, extra: dict[str, Any] | None = None) -> Callable[[Path], None]:
+    def write(directory: Path) -> None:
         meta = {"kind": "reward", "pooling": "last_token", "template": template, **(extra or {})}
         (Path(directory) / HEAD_CONFIG).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -102,18 +100,12 @@ def head_writer(head: ScalarHead, template: str, extra: dict[str, Any] | None = 
 
 
 def load_head(directory: str | Path, d_model: int, device="cpu") -> tuple[ScalarHead, dict[str, Any]]:
-    from llmlab.checkpoint import read_safetensors
-
     directory = Path(directory)
     if not (directory / HEAD_CONFIG).is_file():
         raise CheckpointError(f"{directory} is not a reward model (no {HEAD_CONFIG}); train one with `llmlab reward`")
     meta = json.loads((directory / HEAD_CONFIG).read_text())
     head = ScalarHead(d_model)
-    tensors = read_safetensors(directory / HEAD_FILE)
-    try:
-        head.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{directory / HEAD_FILE} does not fit this model: {str(exc).splitlines()[0]}") from None
+    restore_head(head, directory / HEAD_FILE)
     return head.to(device), meta
 
 
@@ -171,50 +163,29 @@ def load_reward_model(directory: str | Path, device="cpu") -> RewardScorer:
 
 
 # ---------------------------------------------------------------------------- the run
+class RewardRecipe(PreferenceRecipe):
+    needs = (HEAD_FILE, HEAD_CONFIG)
+    one_process = "reward modelling runs in one process (the head is not synchronised under DDP yet)"
+
+    def build(self, run: FinetuneRun) -> Parts:
+        from llmlab.data.sft import ShuffledBatches, collate_pairs
+
+        cfg, pad = run.cfg, self.pad
+        head = ScalarHead(run.model.config.d_model).to(run.device)
+        objective = RewardLoss(head, cfg.margin)
+        batches = ShuffledBatches(self.train, cfg.batch_size, lambda u: collate_pairs(u, pad), seed=cfg.seed)
+        return Parts(objective, batches, len(self.train), self.tokens_per_pair,
+                     eval_fn=make_eval_fn(self.val, objective, pad, run.device, cfg.batch_size, cfg.eval_batches),
+                     heads={HEAD_FILE: head},
+                     checkpoint_extra=head_config_writer(self.template, {"base_model": cfg.model}))
+
+    def describe(self, run: FinetuneRun, trainer) -> str:
+        return (f"reward model: {trainer.state.total_steps} steps of {run.units_per_step} pairs; "
+                f"template {self.template}; device {run.device}")
+
+    def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
+        return {**super().results(run, trainer), "template": self.template}
+
+
 def run_reward(cfg: RewardConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from llmlab.train.distributed import shutdown
-    from llmlab.train.sft import start_run
-
-    device, dist, resuming = start_run(cfg, resume, needs=(HEAD_FILE, HEAD_CONFIG))
-    try:
-        if dist.enabled:
-            raise ConfigError("reward modelling runs in one process (the head is not synchronised under DDP yet)")
-        return _run_reward(cfg, resuming, device, dist, log)
-    finally:
-        shutdown()
-
-
-def _run_reward(cfg: RewardConfig, resuming: bool, device, dist, log) -> dict[str, Any]:
-    from llmlab.data.sft import ShuffledBatches, check_template, collate_pairs, pad_id_for
-    from llmlab.train.dpo import load_preference_pairs
-    from llmlab.train.sft import finish_lora, load_start_model, plan_budget, setup_lora
-
-    model, tokenizer = load_start_model(cfg, device)
-    template = check_template(cfg.template, tokenizer)
-    max_len = cfg.seq_len or model.config.context_length
-    train, val = load_preference_pairs(cfg, tokenizer, max_len, template, log)
-    pad = pad_id_for(tokenizer)
-    torch.manual_seed(cfg.seed)
-    head = ScalarHead(model.config.d_model).to(device)
-    lora = setup_lora(model, cfg, log)
-    objective = RewardLoss(head, cfg.margin)
-    batches = ShuffledBatches(train, cfg.batch_size, lambda u: collate_pairs(u, pad), seed=cfg.seed)
-    write_head = head_writer(head, template, {"base_model": cfg.model})
-    trainer = Trainer(
-        model, objective, batches, cfg, device=device, dist=dist, tokenizer=tokenizer,
-        eval_fn=make_eval_fn(val, objective, pad, device, cfg.batch_size, cfg.eval_batches),
-        accum_steps=cfg.grad_accum, checkpoint_extra=write_head, extra_parameters=list(head.parameters()), log=log,
-    )
-    if resuming and trainer.resume():
-        loaded, _ = load_head(Path(cfg.out) / CHECKPOINT_DIR, model.config.d_model, device)
-        head.load_state_dict(loaded.state_dict())
-    per_step = cfg.batch_size * cfg.grad_accum
-    mean_len = sum(len(p.chosen) + len(p.rejected) for p in train) / len(train)
-    plan_budget(cfg, trainer, len(train), per_step, int(per_step * mean_len))
-    log(f"reward model: {trainer.state.total_steps} steps of {per_step} pairs; template {template}; device {device}")
-    result = trainer.train()
-    if lora is not None:
-        result["checkpoint"] = str(finish_lora(trainer, model, tokenizer, lora, extra=write_head))
-    result.update(trainer.state.last_eval)
-    result.update(pairs=len(train), template=template)
-    return result
+    return run_finetune(cfg, resume, log, RewardRecipe())

@@ -32,6 +32,28 @@ RUN_OUTPUTS = (CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, PLOT_FILE)
 MODEL_FILES = (MODEL_CONFIG_FILE, WEIGHTS_FILE)
 
 
+def start_run(cfg, resume: bool | str, *, outputs: Sequence[str] = (),
+              needs: Sequence[str] = ()) -> tuple[Any, Any, bool]:
+    """Begin a training command's run: validate `cfg` (a TrainConfig), decide on its run directory
+    (prepare_run_dir: `outputs`, `needs`), then pick the device and join torchrun's processes.
+    Returns (device, dist info, whether to resume); the caller ends with distributed.shutdown()."""
+    import torch
+
+    from llmlab.checkpoint import resolve_device
+    from llmlab.train.distributed import init_distributed
+
+    cfg.validate()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    # Before the process group forms, so no process has written into the directory yet.
+    resuming = prepare_run_dir(cfg.out, resume, outputs=outputs, needs=needs)
+    device = resolve_device(cfg.device)
+    dist = init_distributed(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    return device, dist, resuming
+
+
 def prepare_run_dir(out: str | Path, resume: bool | str, *, outputs: Sequence[str] = (),
                     needs: Sequence[str] = ()) -> bool:
     """True if the run in `out` is to be resumed, False if a fresh run may start there; otherwise a
@@ -95,7 +117,7 @@ def check_resumable(out: str | Path, needs: Sequence[str] = ()) -> Path:
 
 def _refuse_finished_lora(out: Path) -> None:
     """A LoRA run ends by merging its adapters into a plain model, which has nothing left to resume."""
-    from llmlab.train.sft import ADAPTER_CONFIG
+    from llmlab.train.finetune import ADAPTER_CONFIG
 
     ckpt = out / CHECKPOINT_DIR
     try:

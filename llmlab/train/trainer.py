@@ -6,6 +6,12 @@ schedule, gradient accumulation to a global batch, clipping, mixed precision, DD
 updates, evaluation, atomic checkpoints with exact resume, metrics.jsonl, a progress bar, and
 stopping on Ctrl-C/SIGTERM at a step boundary (StopSignals), so that resuming stays exact.
 
+On a GPU the loop makes no per-step host syncs where it need not: losses and metrics stay on the
+device and are read once per log interval (`log_every`), the decision to skip a bad update is taken on
+the device (the fused AdamW kernel skips itself), batches are counted before their copy to the device,
+and that copy is asynchronous from pinned memory. Where the optimizer cannot skip on the device (CPU,
+fp16 loss scaling) each step reads its numbers once, which on a CPU costs nothing.
+
 A run directory holds (when a run may start, resume or must refuse: llmlab.train.run_dir)
     train_config.json   the resolved settings, paths absolute (repeat a run with --config)
     metrics.jsonl       one line per optimizer step and per evaluation
@@ -20,10 +26,8 @@ import math
 import os
 import random
 import signal
-import statistics
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
@@ -34,7 +38,7 @@ import torch
 from llmlab.checkpoint import save_checkpoint
 from llmlab.errors import CheckpointError, Interrupted, LLMLabError
 from llmlab.train.config import TrainConfig
-from llmlab.train.distributed import DistInfo, all_reduce_sum
+from llmlab.train.distributed import DistInfo, all_reduce_, all_reduce_sum
 from llmlab.train.metrics_log import PLOT_FILE, MetricsLog, plot_loss_curve
 from llmlab.train.optim import lr_at, make_optimizer
 
@@ -66,8 +70,25 @@ class LoopState:
     total_steps: int | None = None
     bad_in_a_row: int = 0
     skipped: int = 0
-    grad_norms: deque = field(default_factory=lambda: deque(maxlen=50))
     last_eval: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class PendingStep:
+    """A step taken whose numbers may still be on the device: `values` holds the gradient norm, the
+    median of the recent ones, the skip code (_skip_code), then the loss and metric (`keys`) sums
+    over micro-batches and processes; `host` is the same once read."""
+
+    step: int
+    lr: float
+    tokens: int
+    elapsed: float
+    step_tokens: int
+    total_weight: float
+    keys: list[str]
+    values: torch.Tensor
+    host: list[float] | None = None
+    seconds: float = 0.0
 
 
 def batch_weight(objective: Objective, batch: dict[str, torch.Tensor]) -> float:
@@ -77,6 +98,63 @@ def batch_weight(objective: Objective, batch: dict[str, torch.Tensor]) -> float:
     if weigh is not None:
         return float(weigh(batch))
     return float(next(iter(batch.values())).shape[0])
+
+
+def move_batch(batch: dict[str, torch.Tensor], device) -> dict[str, torch.Tensor]:
+    """`batch` on `device`. Copies to a GPU are asynchronous, which they can only be from pinned
+    (page-locked), contiguous host memory: a tensor the loader did not pin is pinned here first
+    (from pageable memory a `non_blocking` copy would wait for the GPU anyway)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return {k: v.to(device) for k, v in batch.items()}
+    out = {}
+    for k, v in batch.items():
+        if v.device.type == "cpu":
+            v = v.contiguous()
+            v = v if v.is_pinned() else v.pin_memory()
+        out[k] = v.to(device, non_blocking=True)
+    return out
+
+
+class NormHistory:
+    """The last `size` accepted gradient norms, kept on the device so that the spike test (is this
+    norm over spike_factor x their median?) needs no host read."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, size: int = 50):
+        self.size = size
+        self.values = torch.zeros(size, dtype=dtype, device=device)
+        self.count = torch.zeros((), dtype=torch.long, device=device)  # norms pushed so far
+        self._slots = torch.arange(size, device=device)
+
+    def median(self) -> torch.Tensor:
+        """The median of the kept norms (the mean of the middle two for an even count, as
+        statistics.median); inf while there are none."""
+        n = self.count.clamp(max=self.size)
+        ordered = torch.where(self._slots < n, self.values, torch.inf).sort().values
+        middle = torch.stack([(n - 1).clamp(min=0) // 2, n // 2])  # gathered, not indexed: no .item()
+        return ordered.gather(0, middle).mean()
+
+    def push(self, norm: torch.Tensor, accept: torch.Tensor) -> None:
+        """Keep `norm` (replacing the oldest once full) if `accept`."""
+        slot = (self.count % self.size).reshape(1)
+        kept = torch.where(accept, norm.to(self.values.dtype).reshape(1), self.values.gather(0, slot))
+        self.values.scatter_(0, slot, kept)
+        self.count += accept.long()
+
+    def to_list(self) -> list[float]:
+        """Oldest first (a host read: for checkpoints)."""
+        n, values = int(self.count), self.values.tolist()
+        if n <= self.size:
+            return values[:n]
+        start = n % self.size
+        return values[start:] + values[:start]
+
+    def load(self, norms: list[float]) -> None:
+        norms = list(norms)[-self.size:]
+        self.values.zero_()
+        if norms:
+            self.values[: len(norms)] = torch.tensor(norms, dtype=self.values.dtype)
+        self.count.fill_(len(norms))
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -162,6 +240,11 @@ class Trainer:
         if extra_parameters:
             self.optimizer.add_param_group({"params": extra_parameters, "weight_decay": 0.0})
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        # Sums of losses and metrics in float64, as exact as the Python floats they replace (no float64 on MPS).
+        self.acc_dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.norms = NormHistory(device, self.acc_dtype)
+        self._pending: list[PendingStep] = []
+        self._rate = [0, 0.0]  # tokens and seconds since the last metrics line, for its tokens_per_s
 
     # ------------------------------------------------------------------ budget
     def plan(self, tokens_per_step: int) -> None:
@@ -201,7 +284,7 @@ class Trainer:
         self.state.step, self.state.tokens, self.state.elapsed = loop["step"], loop["tokens"], loop["elapsed"]
         self.state.total_steps = loop["total_steps"]
         self.state.skipped = loop.get("skipped", 0)
-        self.state.grad_norms.extend(loop.get("grad_norms", []))
+        self.norms.load(loop.get("grad_norms", []))
         rng_file = ckpt / f"rng_state_{self.dist.rank}.pt"
         if rng_file.is_file():
             set_rng_state(torch.load(rng_file, weights_only=True))
@@ -214,6 +297,7 @@ class Trainer:
     def save(self) -> Path:
         """Write the checkpoint (rank 0) atomically, replacing the run's own previous one (OUT/checkpoint);
         other ranks only save their RNG state."""
+        self._flush()
         ckpt = self.out / CHECKPOINT_DIR
         state = {
             "optimizer": self.optimizer.state_dict(),
@@ -222,7 +306,7 @@ class Trainer:
             "loop": {
                 "step": self.state.step, "tokens": self.state.tokens, "elapsed": self.state.elapsed,
                 "total_steps": self.state.total_steps, "skipped": self.state.skipped,
-                "grad_norms": list(self.state.grad_norms),
+                "grad_norms": self.norms.to_list(),
             },
         }
 
@@ -261,7 +345,9 @@ class Trainer:
             if st.step == 0:
                 self.metrics.truncate_after(0)  # a fresh start: forget any earlier attempt's lines
         with StopSignals(self._abort_message, announce=self.dist.is_main) as signals:
-            if self._run_loop(signals):
+            stopped = self._run_loop(signals)
+            self._flush()
+            if stopped:
                 ckpt = self.save() if self._saved_step != st.step else self.out / CHECKPOINT_DIR
                 raise Interrupted(f"interrupted at step {st.step}; checkpoint saved to {ckpt}", str(ckpt))
             result = self._evaluate(None) if self.eval_fn is not None else {}
@@ -283,23 +369,19 @@ class Trainer:
                 if self._stop_agreed(signals.requested):
                     return True
                 t0 = time.perf_counter()
-                record = self.train_step()
+                pending = self._step()
                 st.elapsed = elapsed_before + (time.perf_counter() - session_start)
-                dt = time.perf_counter() - t0
+                pending.seconds = dt = time.perf_counter() - t0
                 self._fit_steps_to_time_budget(dt)
                 if bar is None:
                     bar = self._progress_bar()
                 elif bar.total != st.total_steps:
                     bar.total = st.total_steps
-                record["tokens_per_s"] = record.pop("_step_tokens") / max(dt, 1e-9)
-                mfu = self._mfu(record["tokens_per_s"])
-                if mfu is not None:
-                    record["mfu"] = mfu
-                if st.step % cfg.log_every == 0 or "skipped" in record:
-                    self.metrics.write(record)
+                self._pending.append(pending)
+                if pending.host is not None or st.step % cfg.log_every == 0:
+                    self._flush(bar)  # read already (no skipping on the device), or the interval's one read
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
                 final = st.total_steps is not None and st.step >= st.total_steps
                 if final or (cfg.minutes is not None and st.elapsed >= cfg.minutes * 60):
                     return False
@@ -310,6 +392,26 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+
+    def _flush(self, bar=None) -> None:
+        """Account for the pending steps in order (reading their numbers in one go) and write the
+        metrics lines due: every log_every steps, and every skipped update."""
+        pending, self._pending = self._pending, []
+        self._read(pending)
+        for p in pending:
+            record = self._account(p)
+            self._rate[0] += record.pop("_step_tokens")
+            self._rate[1] += p.seconds
+            if p.step % self.cfg.log_every and "skipped" not in record:
+                continue
+            record["tokens_per_s"] = self._rate[0] / max(self._rate[1], 1e-9)
+            self._rate = [0, 0.0]
+            mfu = self._mfu(record["tokens_per_s"])
+            if mfu is not None:
+                record["mfu"] = mfu
+            self.metrics.write(record)
+            if bar is not None:
+                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
 
     def _stop_agreed(self, requested: bool) -> bool:
         """Under torchrun a signal reaches the processes at different moments: they all stop at the
@@ -328,14 +430,27 @@ class Trainer:
                 str(ckpt))
 
     def train_step(self) -> dict[str, Any]:
-        """One optimizer step over accum_steps micro-batches; returns the step's metrics record."""
+        """One optimizer step over accum_steps micro-batches; returns the step's metrics record
+        (read to the host at once: for callers that want every step's numbers)."""
+        pending = self._step()
+        self._read([pending])
+        return self._account(pending)
+
+    @property
+    def skips_on_device(self) -> bool:
+        """Whether a bad update is skipped by the optimizer itself, from a device-side flag: the fused
+        AdamW kernel honours `found_inf` as it does for loss scaling (fp16 scaling keeps its own)."""
+        return self.scaler is None and bool(self.optimizer.defaults.get("fused"))
+
+    def _step(self) -> PendingStep:
+        """Take one step; its numbers stay on the device unless the skip decision needs the host."""
         cfg, st = self.cfg, self.state
         micro = [next(self.batches) for _ in range(self.accum_steps)]
-        micro = [{k: v.to(self.device, non_blocking=True) for k, v in b.items()} for b in micro]
+        # Counted on the host copies, before they move: no device read.
         weights = [batch_weight(self.objective, b) for b in micro]
-        total_weight = all_reduce_sum([sum(weights)], self.device)[0]
         step_tokens = sum(int(b["input_ids"].numel()) for b in micro if "input_ids" in b)
-        step_tokens = int(all_reduce_sum([float(step_tokens)], self.device)[0])
+        total_weight, step_tokens = all_reduce_sum([sum(weights), float(step_tokens)], self.device)
+        micro = [move_batch(b, self.device) for b in micro]
 
         lr = lr_at(
             st.step, max_lr=cfg.lr, total_steps=st.total_steps or 10**9, warmup_steps=cfg.warmup_steps,
@@ -344,7 +459,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss_sum, metric_sums = 0.0, {}
+        loss_sum, metric_sums = None, {}
         for i, (batch, w) in enumerate(zip(micro, weights)):
             # DDP averages gradients over ranks, hence the world_size factor.
             scale = w * self.dist.world_size / total_weight
@@ -355,74 +470,112 @@ class Trainer:
                     loss, metrics = self.objective(self.model, batch)
                 scaled = loss * scale
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            loss_sum += float(loss.detach()) * w
+            loss_sum = _add(loss_sum, self._on_device(loss) * w)
             for k, v in metrics.items():
-                metric_sums[k] = metric_sums.get(k, 0.0) + float(v) * w
+                metric_sums[k] = _add(metric_sums.get(k), self._on_device(v) * w)
         keys = sorted(metric_sums)
-        reduced = all_reduce_sum([loss_sum] + [metric_sums[k] for k in keys], self.device)
-        loss_value = reduced[0] / total_weight
-        extra = {k: v / total_weight for k, v in zip(keys, reduced[1:])}
+        sums = all_reduce_(torch.stack([loss_sum] + [metric_sums[k] for k in keys]))
 
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         if cfg.grad_clip > 0:
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         else:
-            grad_norm = float(torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None])))
-
-        reason = self._bad_update_reason(loss_value, grad_norm)
-        st.step += 1
-        st.tokens += step_tokens
-        record: dict[str, Any] = {
-            "step": st.step, "loss": loss_value, "lr": lr, "tokens": st.tokens, "grad_norm": grad_norm,
-            "elapsed": round(st.elapsed, 3), **extra, "_step_tokens": step_tokens,
-        }
-        if reason is not None:
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.update()
-            st.skipped += 1
-            st.bad_in_a_row += 1
-            record["skipped"] = reason
-            self.log(f"step {st.step}: skipped the update ({reason})")
-            if st.bad_in_a_row >= cfg.max_bad_steps:
-                ckpt = self.out / CHECKPOINT_DIR
-                where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
-                self.metrics.write({k: v for k, v in record.items() if not k.startswith("_")})
-                raise TrainingError(
-                    f"{st.bad_in_a_row} bad updates in a row (last: {reason}); stopping. {where}. "
-                    "Try a lower --lr, more --warmup-steps, or fp32/bf16 precision."
-                )
-            return record
-        st.bad_in_a_row = 0
-        st.grad_norms.append(grad_norm)
+            grad_norm = torch.norm(torch.stack([p.grad.norm() for p in params if p.grad is not None]))
+        grad_norm = grad_norm.detach().to(self.acc_dtype)
+        median = self.norms.median()
+        code = self._skip_code(sums[0] / total_weight, grad_norm, median)
+        values = torch.cat([torch.stack([grad_norm, median, code.to(self.acc_dtype)]), sums])
+        pending = PendingStep(st.step + 1, lr, st.tokens + int(step_tokens), st.elapsed, int(step_tokens),
+                              total_weight, keys, values)
+        if self.skips_on_device:
+            self.optimizer.found_inf = (code > 0).to(torch.float32)  # the kernel skips where 1
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf
+        else:
+            self._read([pending])
+            if not pending.host[2]:  # the skip code
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                else:
+                    self.optimizer.step()
         if self.scaler is not None:
-            self.scaler.step(self.optimizer)
             self.scaler.update()
-        else:
-            self.optimizer.step()
+        self.norms.push(grad_norm, code == 0)
         self.optimizer.zero_grad(set_to_none=True)
-        return record
+        st.step += 1
+        st.tokens += int(step_tokens)
+        return pending
 
-    def _bad_update_reason(self, loss: float, grad_norm: float) -> str | None:
-        if not math.isfinite(loss):
-            return f"non-finite loss {loss}"
-        if not math.isfinite(grad_norm):
-            if self.scaler is not None:
-                return None  # the fp16 scaler skips the step itself and lowers its scale
-            return f"non-finite gradient norm {grad_norm}"
-        norms = self.state.grad_norms
-        if len(norms) >= 10 and self.state.step >= self.cfg.warmup_steps:
-            median = statistics.median(norms)
-            if grad_norm > self.cfg.spike_factor * median:
-                return f"gradient norm {grad_norm:.3g} is over {self.cfg.spike_factor:g}x the recent median {median:.3g}"
-        return None
+    def _on_device(self, value) -> torch.Tensor:
+        """A loss or metric as a 0-d accumulator on the device; a host number goes in as a kernel
+        argument (torch.full), never as a blocking copy."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach()
+            if value.device.type != "cpu":
+                return value.to(self.acc_dtype)
+        return torch.full((), float(value), dtype=self.acc_dtype, device=self.device)
+
+    def _skip_code(self, loss: torch.Tensor, grad_norm: torch.Tensor, median: torch.Tensor) -> torch.Tensor:
+        """Why this step's update must be skipped, computed on the device: 0 it need not be, 1 a
+        non-finite loss, 2 a non-finite gradient norm (unless fp16 loss scaling, which skips such
+        steps itself and lowers its scale), 3 after warmup with 10 or more recent norms, a norm over
+        spike_factor x their median."""
+        cfg = self.cfg
+        spike = (self.norms.count >= 10) & (grad_norm > cfg.spike_factor * median)
+        if self.state.step < cfg.warmup_steps:
+            spike = torch.zeros_like(spike)
+        code_norm = torch.where(torch.isfinite(grad_norm), torch.where(spike, 3, 0),
+                                0 if self.scaler is not None else 2)
+        return torch.where(torch.isfinite(loss), code_norm, 1)
+
+    def _read(self, pending: list[PendingStep]) -> None:
+        """Bring the numbers of steps not read yet to the host: one device read for all of them."""
+        unread = [p for p in pending if p.host is None]
+        if not unread:
+            return
+        flat = torch.cat([p.values for p in unread]).tolist()
+        for p in unread:
+            n = p.values.numel()
+            p.host, flat = flat[:n], flat[n:]
+
+    def _account(self, p: PendingStep) -> dict[str, Any]:
+        """The metrics record of a read step, and the bookkeeping of skipped updates (a run stops
+        with TrainingError after max_bad_steps of them in a row)."""
+        cfg, st = self.cfg, self.state
+        grad_norm, median, code, loss_sum, *sums = p.host
+        record: dict[str, Any] = {
+            "step": p.step, "loss": loss_sum / p.total_weight, "lr": p.lr, "tokens": p.tokens,
+            "grad_norm": grad_norm, "elapsed": round(p.elapsed, 3),
+            **{k: v / p.total_weight for k, v in zip(p.keys, sums)}, "_step_tokens": p.step_tokens,
+        }
+        if not code:
+            st.bad_in_a_row = 0
+            return record
+        reason = {1: f"non-finite loss {record['loss']}", 2: f"non-finite gradient norm {grad_norm}",
+                  3: f"gradient norm {grad_norm:.3g} is over {cfg.spike_factor:g}x the recent median {median:.3g}"}
+        st.skipped += 1
+        st.bad_in_a_row += 1
+        record["skipped"] = reason[int(code)]
+        self.log(f"step {p.step}: skipped the update ({record['skipped']})")
+        if st.bad_in_a_row >= cfg.max_bad_steps:
+            ckpt = self.out / CHECKPOINT_DIR
+            where = f"the last good checkpoint is {ckpt}" if ckpt.exists() else "no checkpoint was written yet"
+            self.metrics.write({k: v for k, v in record.items() if not k.startswith("_")})
+            raise TrainingError(
+                f"{st.bad_in_a_row} bad updates in a row (last: {record['skipped']}); stopping. {where}. "
+                "Try a lower --lr, more --warmup-steps, or fp32/bf16 precision."
+            )
+        return record
 
     # ------------------------------------------------------------------ helpers
     def _evaluate(self, bar) -> dict[str, float]:
         if self.eval_fn is None:
             return {}
+        self._flush(bar)  # the steps' lines before the evaluation's
         self.model.eval()
         with torch.no_grad(), autocast_context(self.precision, self.device):
             result = self.eval_fn(self.raw_model)
@@ -469,6 +622,10 @@ class Trainer:
 
         seq_len = getattr(self.batches, "seq_len", None)
         return flops_per_token(self.raw_model.config, seq_len) * tokens_per_s / (peak * self.dist.world_size)
+
+def _add(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    return term if total is None else total + term
+
 
 # ---------------------------------------------------------------------------- stopping on signals
 class StopSignals:

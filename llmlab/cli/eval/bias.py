@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.common import (OutputPath, emit, json_option, load_checkpoint, model_option, print_table, quantize_option,
+                               threads_option)
 from llmlab.cli.eval import device_option
 from llmlab.eval.bias_probe import PROBE_MARGIN, PROBE_MIN_EFFECT
 
@@ -48,6 +49,7 @@ from llmlab.eval.bias_probe import PROBE_MARGIN, PROBE_MIN_EFFECT
 @click.option("--records", "records_path", type=OutputPath("file"), default=None,
               help="Write every continuation with its scores as JSON lines.")
 @device_option
+@quantize_option
 @threads_option
 @json_option
 def command(model_dir: str, templates_path: str | None, groups: str | None, pairs_path: str | None, min_effect: float,

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.common import (OutputPath, emit, json_option, load_checkpoint, model_option, print_table, quantize_option,
+                               threads_option)
 from llmlab.cli.eval import device_option
 
 
@@ -31,6 +32,7 @@ from llmlab.cli.eval import device_option
 @click.option("--plot", "plot_path", type=OutputPath("file"), default=None,
               help="Write ROC curves of every detector to this PNG.")
 @device_option
+@quantize_option
 @threads_option
 @json_option
 def command(model_dir: str, data_dir: str | None, world_seed: int, n_claims: int, n_questions: int, samples: int,

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.common import emit, json_option, load_checkpoint, model_option, print_table, quantize_option, threads_option
 from llmlab.cli.eval import device_option
 
 
@@ -27,6 +27,7 @@ from llmlab.cli.eval import device_option
               help="Do not condition each document on the start token (Hugging Face's guide); its first "
                    "token is then not scored.")
 @device_option
+@quantize_option
 @threads_option
 @json_option
 def command(model_dir: str, inputs: tuple[str, ...], stride: int | None, window: int | None, field: str,

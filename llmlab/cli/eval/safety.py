@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, print_table
+from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, print_table, quantize_option
 from llmlab.errors import ConfigError, DataError
 
 
@@ -116,6 +116,7 @@ def _show_red_team(r: dict[str, Any], title: str) -> None:
 @click.option("--records", "records_path", type=OutputPath("file"), default=None,
               help="With --model: write every prompt, response and verdict as JSON lines.")
 @click.option("--device", default="cpu", show_default=True, help="With --model: cpu, cuda, cuda:N, mps or auto.")
+@quantize_option
 @json_option
 def command(texts_path: str | None, responses_path: str | None, builtin: bool, taxonomy: str | None,
             categories: str | None, out_path: str | None, show_taxonomy: bool, model_dir: str | None, suite: str,

@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from llmlab.cli.common import OutputPath, emit, json_option, load_checkpoint, model_option, print_table, threads_option
+from llmlab.cli.common import (OutputPath, emit, json_option, load_checkpoint, model_option, print_table, quantize_option,
+                               threads_option)
 from llmlab.cli.eval import device_option
 
 
@@ -29,6 +30,7 @@ from llmlab.cli.eval import device_option
 @click.option("--samples-out", type=OutputPath("file"), default=None,
               help="Write every scored document (prompt, choices, log-likelihoods, output) as JSON lines.")
 @device_option
+@quantize_option
 @threads_option
 @json_option
 def command(model_dir: str, task_names: tuple[str, ...], files: tuple[str, ...], shots: int | None, limit: int | None,

@@ -18,11 +18,9 @@ _L = "model.layers.{i}."
 _QKV = Concat(qkv_sizes)
 
 
-def config_from_hf(
-    hf: dict[str, Any], notes: list[str], *, attention_bias: bool | None = None, sliding_window: int | None = None
-) -> ModelConfig:
-    """The config of a Llama-architecture model. attention_bias: None reads the config's; a sliding
-    window (Mistral, Qwen2) shorter than the context limits the context to it."""
+def config_from_hf(hf: dict[str, Any], notes: list[str], *, attention_bias: bool | None = None) -> ModelConfig:
+    """The config of a Llama-architecture model. attention_bias: None reads the config's. (Sliding
+    windows are Mistral's and Qwen2's: mistral.py, qwen2.py.)"""
     act = hf.get("hidden_act", "silu")
     if act != "silu":
         raise Unsupported(f"hidden_act {act!r} (llmlab's gated MLP is SwiGLU, silu)")
@@ -31,14 +29,9 @@ def config_from_hf(
     head_dim = hf.get("head_dim") or d_model // n_head
     if head_dim * n_head != d_model:
         raise Unsupported(f"head_dim {head_dim} x {n_head} heads != hidden_size {d_model}")
-    context = hf_field(hf, "max_position_embeddings")
-    if sliding_window is not None and sliding_window < context:
-        # With no sequence longer than the window, sliding-window attention is plain causal attention.
-        context = sliding_window
-        notes.append(f"sliding-window attention ({context}): context_length limited to {context} so results are exact")
     return ModelConfig(
         vocab_size=hf_field(hf, "vocab_size"),
-        context_length=context,
+        context_length=hf_field(hf, "max_position_embeddings"),
         n_layer=hf_field(hf, "num_hidden_layers"),
         n_head=n_head,
         n_kv_head=hf.get("num_key_value_heads") or n_head,
@@ -72,8 +65,21 @@ def _rope_theta(hf: dict[str, Any]) -> float:
     return float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
 
 
-def export_problems(cfg: ModelConfig) -> list[str]:
+def slides(cfg: ModelConfig) -> bool:
+    """Whether some layer's window is shorter than the context (otherwise it hides nothing)."""
+    return any(w is not None and w < cfg.context_length for w in cfg.attention_windows())
+
+
+def export_problems(cfg: ModelConfig, *, windows: str | None = None) -> list[str]:
+    """windows: how the family expresses sliding windows: None (it cannot), "uniform" (one window on
+    every layer, Mistral) or "per_layer" (a window and layer_types, Qwen2)."""
     problems = []
+    if slides(cfg) and windows is None:
+        problems.append(f"sliding_window is {cfg.sliding_window} (this layout attends to the whole context; "
+                        "export as family mistral or qwen2)")
+    elif slides(cfg) and windows == "uniform" and len(set(cfg.attention_windows())) > 1:
+        problems.append("layer_attention mixes full and sliding layers (Mistral slides every layer; Qwen2 "
+                        "can mix them)")
     if cfg.position != "rope":
         problems.append(f"position is {cfg.position!r} (Llama uses RoPE)")
     if cfg.norm != "rmsnorm":
@@ -128,14 +134,15 @@ LLAMA = register(Family(
 
 def fixed_bias_family(
     name: str, title: str, architecture: str, config_from_hf: Callable[[dict[str, Any], list[str]], ModelConfig], *,
-    attention_bias: bool, hf_extra: dict[str, Any], weights: tuple[Weight, ...] = (),
+    attention_bias: bool, hf_extra: dict[str, Any], weights: tuple[Weight, ...] = (), windows: str | None = None,
 ) -> Family:
     """A family with Llama's architecture whose biases are fixed rather than configured (Mistral:
     none; Qwen2: on q, k, v): Llama's bundle with its own names, import mapping and export checks.
-    `weights` are rows that take precedence over Llama's."""
+    `weights` are rows that take precedence over Llama's; windows: how config.json carries sliding
+    windows ("uniform": Mistral's `sliding_window`; "per_layer": Qwen2's, plus `layer_types`)."""
 
     def problems(cfg: ModelConfig) -> list[str]:
-        found = export_problems(cfg)
+        found = export_problems(cfg, windows=windows)
         if cfg.attention_bias != attention_bias:
             found.append(f"attention_bias is {cfg.attention_bias} ({title}'s is {attention_bias})")
         if cfg.mlp_bias:
@@ -144,7 +151,14 @@ def fixed_bias_family(
 
     def to_hf(cfg: ModelConfig) -> dict[str, Any]:
         hf = {k: v for k, v in config_to_hf(cfg).items() if k not in ("attention_bias", "mlp_bias")}
-        return {**hf, "architectures": [architecture], "model_type": name, **hf_extra}
+        hf = {**hf, "architectures": [architecture], "model_type": name, **hf_extra}
+        on = slides(cfg)
+        if windows == "uniform":
+            hf["sliding_window"] = cfg.sliding_window if on else None
+        elif windows == "per_layer":
+            hf["use_sliding_window"], hf["sliding_window"] = on, cfg.sliding_window if on else None
+            hf["layer_types"] = ["sliding_attention" if on and w else "full_attention" for w in cfg.attention_windows()]
+        return hf
 
     return dataclasses.replace(
         LLAMA, name=name, title=title, model_types=(name,), architecture=architecture, config_from_hf=config_from_hf,
