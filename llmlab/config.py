@@ -20,6 +20,7 @@ NORM_KINDS = ("layernorm", "rmsnorm")
 MLP_KINDS = ("gelu", "swiglu", "relu")
 # Per-layer choices: a pattern of these, repeated over the layers (see ModelConfig.layer_kinds).
 ATTENTION_KINDS = ("full", "sliding")
+MLP_LAYER_KINDS = ("dense", "moe")
 # The target id that losses skip (PyTorch's cross_entropy default): prompts, padding, packing gaps.
 # Here, below both model/ and data/, so every layer names the one constant.
 IGNORE_INDEX = -100
@@ -58,6 +59,17 @@ class ModelConfig:
     # alternates); None: every layer slides when sliding_window is set.
     sliding_window: int | None = None
     layer_attention: list[str] | None = None
+    # Mixture of experts (Mixtral): n_experts > 0 makes MoE layers, each routing every token to its
+    # experts_per_token best experts (each an MLP of the `mlp` kind and d_ff); shared_expert adds a
+    # dense MLP every token goes through. The trainer adds router_aux_loss_coef * load-balancing
+    # loss + router_z_loss_coef * z-loss. layer_mlp ("dense" or "moe") is a per-layer pattern like
+    # layer_attention; None: every layer is MoE when n_experts > 0.
+    n_experts: int = 0
+    experts_per_token: int = 2
+    shared_expert: bool = False
+    router_aux_loss_coef: float = 0.01
+    router_z_loss_coef: float = 0.001
+    layer_mlp: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.n_kv_head is None:
@@ -95,11 +107,22 @@ class ModelConfig:
         kinds = self.layer_kinds("layer_attention", ATTENTION_KINDS)  # checks the pattern
         need(self.sliding_window is not None or "sliding" not in kinds,
              "layer_attention names sliding layers but sliding_window is not set")
+        need(self.n_experts >= 0, f"n_experts must be 0 (dense) or positive, got {self.n_experts}")
+        need(self.n_experts == 0 or 1 <= self.experts_per_token <= self.n_experts,
+             f"experts_per_token must be in 1..n_experts ({self.n_experts}), got {self.experts_per_token}")
+        need(self.router_aux_loss_coef >= 0 and self.router_z_loss_coef >= 0,
+             "router_aux_loss_coef and router_z_loss_coef must be non-negative")
+        mlps = self.layer_kinds("layer_mlp", MLP_LAYER_KINDS)  # checks the pattern
+        need(self.n_experts > 0 or "moe" not in mlps, "layer_mlp names moe layers but n_experts is 0")
+
+    def mlp_kinds(self) -> list[str]:
+        """Per layer: "moe" (routed experts) or "dense"."""
+        return self.layer_kinds("layer_mlp", MLP_LAYER_KINDS, "moe" if self.n_experts > 0 else "dense")
 
     def layer_kinds(self, name: str, choices: tuple[str, ...], default: str | None = None) -> list[str]:
         """The per-layer choices of pattern field `name`: the pattern repeated over the n_layer
         layers, or `default` (else the first choice) for every layer when the field is None. A
-        per-layer option (the attention kind today) is one list field plus a call here."""
+        per-layer option (attention kind, MLP kind) is one list field plus a call here."""
         pattern = getattr(self, name)
         if pattern is None:
             return [default or choices[0]] * self.n_layer

@@ -95,20 +95,24 @@ def test_rpo_alpha_must_not_be_negative():
         DPOConfig(model="m", data="d", out="o", rpo_alpha=-1.0).validate()
 
 
+def train_steps(objective, model, batch, steps: int = 15, lr: float = 3e-3):
+    """`steps` AdamW steps of `objective` on one batch; the last (loss, metrics)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss, metrics = objective(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach()), metrics
+
+
 def test_dpo_steps_raise_the_chosen_responses_relative_likelihood(tiny_model, small_tokenizer):
     pairs = pairs_for(small_tokenizer)
     pad = small_tokenizer.pad_token_id
     attach_reference_logps(tiny_model, pairs, pad, "cpu")
-    objective = DPOLoss(beta=0.5)
-    batch = collate_with_reference(pairs, pad)
-    opt = torch.optim.AdamW(tiny_model.parameters(), lr=3e-3)
-    tiny_model.train()
-    for _ in range(15):
-        loss, metrics = objective(tiny_model, batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < 0.3 and metrics["reward_acc"] == 1.0 and metrics["margin"] > 1.0
+    loss, metrics = train_steps(DPOLoss(beta=0.5), tiny_model, collate_with_reference(pairs, pad))
+    assert float(loss) < 0.3 and metrics["reward_acc"] == 1.0 and metrics["margin"] > 1.0
 
 
 @pytest.mark.slow

@@ -381,6 +381,7 @@ TABLE_CASES = {
     "llama": dict(LLAMA_STYLE, attention_bias=True, mlp_bias=True, tie_word_embeddings=False),
     "mistral": dict(LLAMA_STYLE, sliding_window=16, tie_word_embeddings=False),
     "qwen2": dict(LLAMA_STYLE, tie_word_embeddings=True),
+    "mixtral": dict(LLAMA_STYLE, num_local_experts=3, num_experts_per_tok=2, sliding_window=16, tie_word_embeddings=False),
 }
 
 
@@ -406,7 +407,7 @@ def test_every_registered_family_round_trips_through_its_table(tmp_path):
         back = weights_to_hf(family, ours, cfg)
         assert sorted(back) == sorted(stored), model_type
         assert all(torch.equal(back[name], stored[name]) for name in stored), model_type
-        assert any(name.endswith("bias") for name in ours) == (model_type != "mistral")
+        assert any(name.endswith("bias") for name in ours) == (model_type not in ("mistral", "mixtral"))
 
 
 @pytest.mark.parametrize("family", ["mistral", "qwen2"])

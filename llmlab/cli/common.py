@@ -200,6 +200,7 @@ def options_from_dataclass(cls, exclude: Sequence[str] = ()) -> Callable:
             if f.name in exclude:
                 continue
             flag = "--" + f.name.replace("_", "-")
+            flags = f.metadata.get("flags") or (flag,)
             kind = hints[f.name]
             base = next((t for t in typing.get_args(kind) if t is not type(None)), kind)
             default = f.default if f.default is not dataclasses.MISSING else None
@@ -210,7 +211,7 @@ def options_from_dataclass(cls, exclude: Sequence[str] = ()) -> Callable:
                 func = click.option(f"{flag}/--no-{f.name.replace('_', '-')}", f.name, default=None, help=help_text)(func)
             else:
                 kind = TokenCount() if f.metadata.get("count") else base
-                func = click.option(flag, f.name, type=kind, default=None, help=help_text)(func)
+                func = click.option(*flags, f.name, type=kind, default=None, help=help_text)(func)
         return func
 
     return decorate

@@ -13,8 +13,11 @@ and preference data is
     {"prompt": [messages...], "chosen": [assistant message], "rejected": [assistant message]}
     {"chosen": [conversation], "rejected": [conversation]}       (implicit prompt: the shared prefix)
 
-optionally with a `reason` tag (tinyworld's preference kinds). Anything else fails with a one-line
-`DataError` that names the file and line (or record number), e.g.
+optionally with a `reason` tag (tinyworld's preference kinds), and KTO's unpaired records are
+
+    {"prompt": ..., "completion": ..., "label": true|false}     (a desirable or undesirable completion)
+
+Anything else fails with a one-line `DataError` that names the file and line (or record number), e.g.
 "prefs.jsonl:7: preference record is missing 'chosen'".
 
 This module only parses: turning records into text and tokens (chat template, completion masks) is
@@ -253,6 +256,16 @@ def parse_preference_record(rec: dict[str, Any], where: str) -> PreferenceExampl
         where, _text(prompt, where, "prompt"), _text(chosen, where, "chosen"), _text(rejected, where, "rejected"),
         reason, meta,
     )
+
+
+def parse_unpaired_record(rec: dict[str, Any], where: str) -> tuple[SFTExample, bool]:
+    """A KTO record: a prompt/completion (standard or conversational) and its boolean label."""
+    if not isinstance(rec.get("label"), bool):
+        raise DataError(f"{where}: unpaired record needs 'label': true or false, got {rec.get('label')!r}")
+    if "prompt" not in rec or "completion" not in rec:
+        raise DataError(f"{where}: unpaired record needs 'prompt' and 'completion'")
+    ex = parse_sft_record({k: v for k, v in rec.items() if k != "label"}, where)
+    return ex, rec["label"]
 
 
 def load_preferences(path: str | Path) -> list[PreferenceExample]:

@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from llmlab.config import IGNORE_INDEX
-from llmlab.data.formats import Messages, PreferenceExample, SFTExample
+from llmlab.data.formats import (Messages, PreferenceExample, SFTExample, parse_preference_record,
+                                 parse_unpaired_record, read_records)
 from llmlab.errors import ConfigError, DataError
 
 TEMPLATES = ("chatml", "plain")
@@ -152,18 +154,24 @@ def tokenize_sft(ex: SFTExample, template: str, tokenizer, max_len: int) -> Toke
     return TokenizedExample(ids, trained, ex.where, dict(ex.meta))
 
 
-def tokenize_all(examples: Sequence[SFTExample], template: str, tokenizer, max_len: int,
-                 skip_long: bool = False) -> tuple[list[TokenizedExample], int]:
-    """Tokenise every example; with skip_long, overlong ones are dropped and counted instead."""
+def tokenize_each(items: Sequence[Any], tokenize_one: Callable[[Any], Any], skip_long: bool) -> tuple[list, int]:
+    """tokenize_one(item) for every item; with skip_long, overlong ones are dropped and counted instead."""
     out, skipped = [], 0
-    for ex in examples:
+    for item in items:
         try:
-            out.append(tokenize_sft(ex, template, tokenizer, max_len))
+            out.append(tokenize_one(item))
         except DataError as exc:
             if skip_long and ("do not fit" in str(exc) or "more than the context" in str(exc)):
                 skipped += 1
                 continue
             raise
+    return out, skipped
+
+
+def tokenize_all(examples: Sequence[SFTExample], template: str, tokenizer, max_len: int,
+                 skip_long: bool = False) -> tuple[list[TokenizedExample], int]:
+    """Tokenise every example; with skip_long, overlong ones are dropped and counted instead."""
+    out, skipped = tokenize_each(examples, lambda ex: tokenize_sft(ex, template, tokenizer, max_len), skip_long)
     if not out:
         raise DataError("no examples left to train on" + (f" ({skipped} were too long)" if skipped else ""))
     return out, skipped
@@ -199,20 +207,54 @@ class TokenizedPair:
 
 def tokenize_preferences(examples: Sequence[PreferenceExample], template: str, tokenizer, max_len: int,
                          skip_long: bool = False) -> tuple[list[TokenizedPair], int]:
-    out, skipped = [], 0
-    for ex in examples:
+    def one(ex: PreferenceExample) -> TokenizedPair:
         a, b = preference_as_sft(ex)
-        try:
-            pair = TokenizedPair(tokenize_sft(a, template, tokenizer, max_len),
-                                 tokenize_sft(b, template, tokenizer, max_len), ex.reason, ex.where)
-        except DataError as exc:
-            if skip_long and ("do not fit" in str(exc) or "more than the context" in str(exc)):
-                skipped += 1
-                continue
-            raise
-        out.append(pair)
+        return TokenizedPair(tokenize_sft(a, template, tokenizer, max_len),
+                             tokenize_sft(b, template, tokenizer, max_len), ex.reason, ex.where)
+
+    out, skipped = tokenize_each(examples, one, skip_long)
     if not out:
         raise DataError("no preference pairs left" + (f" ({skipped} were too long)" if skipped else ""))
+    return out, skipped
+
+
+@dataclass
+class TokenizedUnpaired:
+    """A KTO example: one completion, desirable or not."""
+
+    example: TokenizedExample
+    desirable: bool
+    reason: str | None = None
+    where: str = ""
+    ref_logp: float | None = None  # the reference model's log-probability, filled in once by KTO
+
+
+def load_unpaired(path) -> list[tuple[SFTExample, bool, str | None]]:
+    """(example, desirable, reason) from KTO records ('prompt', 'completion', 'label') or from
+    preference pairs, each split into its chosen (desirable) and rejected (undesirable) side."""
+    out = []
+    for where, rec in read_records(path):
+        if "chosen" in rec or "rejected" in rec:
+            pair = parse_preference_record(rec, where)
+            chosen, rejected = preference_as_sft(pair)
+            out += [(chosen, True, pair.reason), (rejected, False, pair.reason)]
+        else:
+            ex, label = parse_unpaired_record(rec, where)
+            out.append((ex, label, rec.get("reason")))
+    if not out:
+        raise DataError(f"{Path(path).name}: no records")
+    return out
+
+
+def tokenize_unpaired(records: Sequence[tuple[SFTExample, bool, str | None]], template: str, tokenizer, max_len: int,
+                      skip_long: bool = False) -> tuple[list[TokenizedUnpaired], int]:
+    def one(record) -> TokenizedUnpaired:
+        ex, label, reason = record
+        return TokenizedUnpaired(tokenize_sft(ex, template, tokenizer, max_len), label, reason, ex.where)
+
+    out, skipped = tokenize_each(records, one, skip_long)
+    if not out:
+        raise DataError("no examples left to train on" + (f" ({skipped} were too long)" if skipped else ""))
     return out, skipped
 
 

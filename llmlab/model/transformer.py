@@ -18,6 +18,7 @@ from llmlab.config import IGNORE_INDEX, ModelConfig
 from llmlab.model.attention import CausalSelfAttention
 from llmlab.model.kv_cache import KVCache
 from llmlab.model.layers import RotaryEmbedding, make_mlp, make_norm
+from llmlab.model.moe import MoEMLP, RouterStats
 
 
 @dataclass
@@ -27,22 +28,41 @@ class ModelOutput:
     kv_cache: KVCache | None = None
     attentions: list[torch.Tensor] | None = None  # per layer [batch, heads, seq, keys]
     hidden_states: torch.Tensor | None = None  # final-norm output [batch, seq, d_model]
+    # Mixture of experts only: the router losses to add to the training loss (coefficients applied,
+    # not in `loss`, so evaluation reports the plain cross-entropy), and the unweighted per-layer
+    # means of each with expert utilisation [n_experts], for logging.
+    aux_loss: torch.Tensor | None = None
+    router: dict[str, torch.Tensor] | None = None
 
 
 class Block(nn.Module):
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, moe: bool = False):
         super().__init__()
         self.attn_norm = make_norm(config)
         self.attn = CausalSelfAttention(config)
         self.mlp_norm = make_norm(config)
-        self.mlp = make_mlp(config)
+        self.mlp = MoEMLP(config) if moe else make_mlp(config)
+        self.moe = moe
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, rope, mask, kv_cache, layer_idx, need_weights):
+    def forward(self, x, rope, mask, kv_cache, layer_idx, need_weights, router_stats=None):
+        """router_stats: a list an MoE layer appends its RouterStats to."""
         a, weights = self.attn(self.attn_norm(x), rope, mask, kv_cache, layer_idx, need_weights)
         x = x + self.dropout(a)
-        x = x + self.dropout(self.mlp(self.mlp_norm(x)))
+        h = self.mlp(self.mlp_norm(x))
+        if self.moe:
+            h, stats = h
+            if router_stats is not None:
+                router_stats.append(stats)
+        x = x + self.dropout(h)
         return x, weights
+
+    def down_projections(self) -> list[nn.Linear]:
+        """The MLP's residual output projections (every expert's, in an MoE layer)."""
+        if not self.moe:
+            return [self.mlp.down]
+        mlps = [*self.mlp.experts, *([self.mlp.shared] if self.mlp.shared is not None else [])]
+        return [m.down for m in mlps]
 
 
 class TransformerLM(nn.Module):
@@ -56,7 +76,7 @@ class TransformerLM(nn.Module):
             if config.position == "rope" else None
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(Block(config, kind == "moe") for kind in config.mlp_kinds())
         self.final_norm = make_norm(config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         if config.tie_embeddings:
@@ -76,7 +96,7 @@ class TransformerLM(nn.Module):
             elif isinstance(module, nn.Embedding):
                 nn.init.normal_(module.weight, mean=0.0, std=std)
         for block in self.blocks:
-            for proj in (block.attn.out, block.mlp.down):
+            for proj in (block.attn.out, *block.down_projections()):
                 nn.init.normal_(proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
 
     # ------------------------------------------------------------------ forward
@@ -105,9 +125,10 @@ class TransformerLM(nn.Module):
         kv_cache: a KVCache to read past keys/values from and append this step's to.
         num_logits_to_keep: if > 0, only the last that many positions get logits (decoding needs one).
         """
+        stats: list[RouterStats] | None = [] if self.config.n_experts else None
         hidden, attentions = self.forward_hidden(
             input_ids, attention_mask, position_ids=position_ids, kv_cache=kv_cache,
-            output_attentions=output_attentions,
+            output_attentions=output_attentions, router_stats=stats,
         )
         head_in = hidden[:, -num_logits_to_keep:] if num_logits_to_keep > 0 else hidden
         logits = self.lm_head(head_in)
@@ -127,6 +148,18 @@ class TransformerLM(nn.Module):
             kv_cache=kv_cache,
             attentions=attentions,
             hidden_states=hidden if output_hidden_states else None,
+            **(self.router_losses(stats) if stats else {}),
+        )
+
+    def router_losses(self, stats: list[RouterStats]) -> dict:
+        """ModelOutput's aux_loss and router fields from the MoE layers' stats (means over layers)."""
+        aux = torch.stack([s.aux_loss for s in stats]).mean()
+        z = torch.stack([s.z_loss for s in stats]).mean()
+        cfg = self.config
+        return dict(
+            aux_loss=cfg.router_aux_loss_coef * aux + cfg.router_z_loss_coef * z,
+            router={"aux_loss": aux.detach(), "z_loss": z.detach(),
+                    "utilisation": torch.stack([s.utilisation for s in stats]).mean(0)},
         )
 
     def forward_hidden(
@@ -137,8 +170,10 @@ class TransformerLM(nn.Module):
         position_ids: torch.Tensor | None = None,
         kv_cache: KVCache | None = None,
         output_attentions: bool = False,
+        router_stats: list[RouterStats] | None = None,
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
-        """The final-norm hidden states [batch, seq, d_model] (what heads for rewards and values read)."""
+        """The final-norm hidden states [batch, seq, d_model] (what heads for rewards and values read).
+        router_stats: a list each MoE layer appends its RouterStats to."""
         B, T = input_ids.shape
         past = kv_cache.length if kv_cache is not None else 0
         if past + T > self.config.context_length:
@@ -157,7 +192,7 @@ class TransformerLM(nn.Module):
         x = self.dropout(x)
         attentions = [] if output_attentions else None
         for i, block in enumerate(self.blocks):
-            x, weights = block(x, rope, masks[i], kv_cache, i, output_attentions)
+            x, weights = block(x, rope, masks[i], kv_cache, i, output_attentions, router_stats)
             if attentions is not None:
                 attentions.append(weights)
         if kv_cache is not None:

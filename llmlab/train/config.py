@@ -23,12 +23,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 NOT_PATHS = ("tinyworld", "sentiment")
 
 
-def _opt(default: Any, help: str, *, count: bool = False, path: bool = False) -> Any:
+def _opt(default: Any, help: str, *, count: bool = False, path: bool = False, flags: tuple[str, ...] = ()) -> Any:
     """A dataclass field whose help text becomes its CLI flag's --help.
 
     count=True marks a token count: the flag (and a config file) also accepts 20M, 200k, 1e6.
-    path=True marks a file or folder: train_config.json stores it as an absolute path."""
-    return field(default=default, metadata={"help": help, "count": count, "path": path})
+    path=True marks a file or folder: train_config.json stores it as an absolute path.
+    flags: the CLI spellings, when not just --field-name (e.g. a short name and the old one)."""
+    return field(default=default, metadata={"help": help, "count": count, "path": path, "flags": flags})
 
 
 @dataclass

@@ -12,6 +12,19 @@ response tokens, end-of-turn token included):
                     Pang et al. 2024): the DPO term only widens the gap, and can do so by lowering
                     both likelihoods until the chosen answers are garbled too.
 
+`--loss` picks the loss; three more need no pairs or no reference (a_c, a_r: per-token average
+log-probs of chosen and rejected under the policy):
+
+    simpo (Meng et al. 2024):  -log sigmoid(beta (a_c - a_r) - gamma)           no reference
+    orpo (Hong et al. 2024):   -a_c + lambda * -log sigmoid(lo(a_c) - lo(a_r)),  no reference
+                               lo(a) = a - log(1 - exp(a)), the log odds of the average token
+    kto (Ethayarajh et al. 2024), on unpaired completions y with r = log pi(y|x) - log ref(y|x):
+                               desirable:   lambda_D (1 - sigmoid(beta (r - z0)))
+                               undesirable: lambda_U (1 - sigmoid(beta (z0 - r)))
+                               z0 = max(0, mean r over the batch), detached: the simple estimate of
+                               KL(pi||ref), not TRL's mismatched-pair one (which needs a third forward).
+                               Preference pairs become a desirable and an undesirable example each.
+
 The reference is the starting model. Its log-probabilities are computed once, before training,
 for every pair (train and validation) and stored with the data, so no second model stays in memory.
 Logged per step: reward accuracy (share of pairs with beta*h > 0), margin (mean beta*h) and the
@@ -27,7 +40,7 @@ import torch.nn.functional as F
 
 from llmlab.config import IGNORE_INDEX
 from llmlab.train.finetune import FinetuneRecipe, FinetuneRun, Parts, load_tokenized, run_finetune
-from llmlab.train.finetune_config import DPOConfig, FinetuneConfig
+from llmlab.train.finetune_config import REFERENCE_FREE_LOSSES, DPOConfig, FinetuneConfig
 from llmlab.train.trainer import move_batch
 
 
@@ -50,6 +63,41 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_cho
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
+def simpo_loss(policy_chosen_avg: torch.Tensor, policy_rejected_avg: torch.Tensor, beta: float = 2.0,
+               gamma: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """SimPO per-pair losses [B] and rewards beta * avg log p of chosen and rejected [B] each."""
+    rc, rr = beta * policy_chosen_avg, beta * policy_rejected_avg
+    return -F.logsigmoid(rc - rr - gamma), rc.detach(), rr.detach()
+
+
+def log_odds(avg_logp: torch.Tensor) -> torch.Tensor:
+    """log(p / (1 - p)) for p = exp(avg_logp); log(-expm1(a)) stays accurate as p -> 0, and the
+    clamp keeps a response the model is certain of (avg log p rounds to 0 in fp32) finite, not inf."""
+    a = avg_logp.clamp(max=-1e-6)
+    return a - torch.log(-torch.expm1(a))
+
+
+def orpo_loss(policy_chosen_avg: torch.Tensor, policy_rejected_avg: torch.Tensor,
+              lam: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """ORPO per-pair losses [B] (chosen NLL + lam * odds-ratio loss) and rewards lam * avg log p
+    of chosen and rejected (TRL's)."""
+    ratio = -F.logsigmoid(log_odds(policy_chosen_avg) - log_odds(policy_rejected_avg))
+    return -policy_chosen_avg + lam * ratio, lam * policy_chosen_avg.detach(), lam * policy_rejected_avg.detach()
+
+
+def kto_loss(policy: torch.Tensor, ref: torch.Tensor, desirable: torch.Tensor, beta: float = 0.1,
+             desirable_weight: float = 1.0,
+             undesirable_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """KTO per-example losses [N], implicit rewards beta * r [N] and z0 (a scalar).
+
+    policy, ref: sequence log-probs [N]; desirable: bool [N]."""
+    r = policy - ref
+    z0 = r.detach().mean().clamp(min=0)  # a baseline, not something to optimise
+    losses = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (r - z0))),
+                         undesirable_weight * (1 - torch.sigmoid(beta * (z0 - r))))
+    return losses, beta * r.detach(), z0
+
+
 def target_counts(batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Number of target tokens per row: [rows]."""
     return (batch["targets"] != IGNORE_INDEX).sum(-1).clamp(min=1)
@@ -67,23 +115,37 @@ def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False)
 
 
 class DPOLoss:
-    """objective(model, batch): batches hold 2B rows (chosen then rejected) and `ref_logps` [2B]."""
+    """objective(model, batch) for the pairwise losses (sigmoid, ipo, simpo, orpo): batches hold 2B
+    rows (chosen then rejected) and, for the losses with a reference, `ref_logps` [2B]."""
 
     def __init__(self, beta: float = 0.1, loss_type: str = "sigmoid", label_smoothing: float = 0.0,
-                 rpo_alpha: float = 0.0):
+                 rpo_alpha: float = 0.0, simpo_gamma: float = 0.5, orpo_lambda: float = 0.1):
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
-        self.rpo_alpha = rpo_alpha
+        self.rpo_alpha, self.simpo_gamma, self.orpo_lambda = rpo_alpha, simpo_gamma, orpo_lambda
 
     @property
     def average(self) -> bool:
-        return self.loss_type == "ipo"
+        return self.loss_type in ("ipo", "simpo", "orpo")
+
+    def pair_losses(self, logps: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-pair losses and chosen/rejected rewards from the policy's log-probs [2B]."""
+        B = logps.shape[0] // 2
+        if self.loss_type == "simpo":
+            return simpo_loss(logps[:B], logps[B:], self.beta, self.simpo_gamma)
+        if self.loss_type == "orpo":
+            return orpo_loss(logps[:B], logps[B:], self.orpo_lambda)
+        ref = batch["ref_avg_logps" if self.average else "ref_logps"]
+        return dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], self.beta, self.loss_type, self.label_smoothing)
+
+    def scores(self, logps: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair losses and margins (what validation reports)."""
+        losses, rc, rr = self.pair_losses(logps, batch)
+        return losses, rc - rr
 
     def __call__(self, model, batch):
         logps = response_logps(model, batch, self.average)
-        ref = batch["ref_avg_logps" if self.average else "ref_logps"]
         B = logps.shape[0] // 2
-        losses, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], self.beta, self.loss_type,
-                                  self.label_smoothing)
+        losses, rc, rr = self.pair_losses(logps, batch)
         margin = rc - rr
         # Tensors, not floats: the loop reads metrics once per log interval (no per-step host sync).
         metrics = {"reward_acc": (margin > 0).float().mean(), "margin": margin.mean(),
@@ -100,59 +162,114 @@ class DPOLoss:
         return batch["input_ids"].shape[0] / 2  # pairs
 
 
+class KTOLoss:
+    """objective(model, batch) for KTO: batches hold N unpaired completions, `desirable` [N] and
+    `ref_logps` [N]."""
+
+    average = False
+
+    def __init__(self, beta: float = 0.1, desirable_weight: float = 1.0, undesirable_weight: float = 1.0):
+        self.beta, self.desirable_weight, self.undesirable_weight = beta, desirable_weight, undesirable_weight
+
+    def scores(self, logps: torch.Tensor, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example losses [N] and signed margins [N]: beta (r - z0), negated for undesirable ones,
+        so positive when the example sits on its label's side of the reference point z0."""
+        losses, rewards, z0 = kto_loss(logps, batch["ref_logps"], batch["desirable"], self.beta,
+                                       self.desirable_weight, self.undesirable_weight)
+        return losses, self.signed(rewards, z0, batch["desirable"])
+
+    def signed(self, rewards: torch.Tensor, z0: torch.Tensor, desirable: torch.Tensor) -> torch.Tensor:
+        above = rewards - self.beta * z0
+        return torch.where(desirable, above, -above)
+
+    def __call__(self, model, batch):
+        logps = response_logps(model, batch)
+        losses, rewards, z0 = kto_loss(logps, batch["ref_logps"], batch["desirable"], self.beta,
+                                       self.desirable_weight, self.undesirable_weight)
+        d = batch["desirable"].float()
+        # Mean rewards of each kind (0 when a batch has none of a kind).
+        rc = (rewards * d).sum() / d.sum().clamp(min=1)
+        rr = (rewards * (1 - d)).sum() / (1 - d).sum().clamp(min=1)
+        signed = self.signed(rewards, z0, batch["desirable"])
+        metrics = {"reward_acc": (signed > 0).float().mean(), "margin": rc - rr, "chosen_reward": rc,
+                   "rejected_reward": rr, "kl": z0}
+        return losses.mean(), metrics
+
+    def weight(self, batch) -> float:
+        return batch["input_ids"].shape[0]  # examples
+
+
 # ---------------------------------------------------------------------------- reference log-probs
 @torch.no_grad()
-def attach_reference_logps(model, pairs: Sequence, pad_id: int, device, batch_size: int = 16,
-                           progress: bool = False) -> None:
-    """Compute the reference model's sequence log-probabilities of every pair once and store
-    them on the pairs (`ref_logps`: (chosen, rejected) sums; `ref_avg_logps`: per-token means)."""
-    from llmlab.data.sft import collate_pairs
+def reference_logps(model, examples: Sequence, pad_id: int, device, batch_size: int = 16,
+                    progress: bool = False) -> tuple[list[float], list[int]]:
+    """The model's sequence log-probabilities of TokenizedExamples (sums) and their target counts."""
+    from llmlab.data.sft import collate_padded
 
     was_training = model.training
     model.eval()
-    chunks = range(0, len(pairs), batch_size)
+    chunks = range(0, len(examples), batch_size)
     if progress:
         from llmlab.progress import progress_bar
 
         chunks = progress_bar(chunks, desc="reference log-probs", unit="batch")
+    totals, counts = [], []
     for start in chunks:
-        part = pairs[start:start + batch_size]
-        batch = move_batch(collate_pairs(part, pad_id), device)
-        total = response_logps(model, batch).float().cpu()
-        counts = target_counts(batch).cpu()
-        B = len(part)
-        for i, p in enumerate(part):
-            p.ref_logps = (float(total[i]), float(total[B + i]))
-            p.ref_avg_logps = (float(total[i] / counts[i]), float(total[B + i] / counts[B + i]))
+        batch = move_batch(collate_padded(examples[start:start + batch_size], pad_id), device)
+        totals += response_logps(model, batch).float().cpu().tolist()
+        counts += target_counts(batch).cpu().tolist()
     model.train(was_training)
+    return totals, counts
+
+
+def attach_reference_logps(model, pairs: Sequence, pad_id: int, device, batch_size: int = 16,
+                           progress: bool = False) -> None:
+    """Compute the reference model's sequence log-probabilities of every pair once and store
+    them on the pairs (`ref_logps`: (chosen, rejected) sums; `ref_avg_logps`: per-token means)."""
+    # Both sides of a pair in one chunk, as collate_pairs batches them (same padding, same numbers).
+    examples = [ex for p in pairs for ex in (p.chosen, p.rejected)]
+    totals, counts = reference_logps(model, examples, pad_id, device, 2 * batch_size, progress)
+    for i, p in enumerate(pairs):
+        c, r = 2 * i, 2 * i + 1
+        p.ref_logps = (totals[c], totals[r])
+        p.ref_avg_logps = (totals[c] / counts[c], totals[r] / counts[r])
 
 
 def collate_with_reference(pairs: Sequence, pad_id: int) -> dict[str, torch.Tensor]:
+    """collate_pairs plus the pairs' reference log-probs, when they have them (not for orpo/simpo)."""
     from llmlab.data.sft import collate_pairs
 
     batch = collate_pairs(pairs, pad_id)
-    batch["ref_logps"] = torch.tensor([p.ref_logps[0] for p in pairs] + [p.ref_logps[1] for p in pairs])
-    batch["ref_avg_logps"] = torch.tensor([p.ref_avg_logps[0] for p in pairs] + [p.ref_avg_logps[1] for p in pairs])
+    if pairs[0].ref_logps is not None:
+        batch["ref_logps"] = torch.tensor([p.ref_logps[0] for p in pairs] + [p.ref_logps[1] for p in pairs])
+        batch["ref_avg_logps"] = torch.tensor([p.ref_avg_logps[0] for p in pairs] +
+                                              [p.ref_avg_logps[1] for p in pairs])
     return batch
 
 
-def make_eval_fn(val_pairs: Sequence, objective: DPOLoss, pad_id: int, device, batch_size: int,
-                 max_batches: int = 0) -> Callable[[torch.nn.Module], dict[str, float]]:
-    """Validation loss, reward accuracy and margin, overall and by reason tag."""
+def collate_unpaired(units: Sequence, pad_id: int) -> dict[str, torch.Tensor]:
+    """KTO's batch: padded completions, their labels and reference log-probs."""
+    from llmlab.data.sft import collate_padded
+
+    batch = collate_padded([u.example for u in units], pad_id)
+    batch["desirable"] = torch.tensor([u.desirable for u in units])
+    batch["ref_logps"] = torch.tensor([u.ref_logp for u in units])
+    return batch
+
+
+def make_eval_fn(val_units: Sequence, objective, pad_id: int, device, batch_size: int, max_batches: int = 0,
+                 collate: Callable = collate_with_reference) -> Callable[[torch.nn.Module], dict[str, float]]:
+    """Validation loss, reward accuracy and margin, overall and by reason tag, of a DPOLoss on pairs
+    or a KTOLoss on unpaired examples (collate_unpaired)."""
     from llmlab.data.sft import evaluated_units, fixed_batches
 
-    pairs = evaluated_units(val_pairs, batch_size, max_batches)
-    batches = fixed_batches(pairs, batch_size, lambda u: collate_with_reference(u, pad_id))
+    units = evaluated_units(val_units, batch_size, max_batches)
+    batches = fixed_batches(units, batch_size, lambda u: collate(u, pad_id))
 
     def score(model, batch):
-        logps = response_logps(model, batch, objective.average)
-        ref = batch["ref_avg_logps" if objective.average else "ref_logps"]
-        B = logps.shape[0] // 2
-        loss, rc, rr = dpo_loss(logps[:B], logps[B:], ref[:B], ref[B:], objective.beta, objective.loss_type,
-                                objective.label_smoothing)
-        return loss, rc - rr
+        return objective.scores(response_logps(model, batch, objective.average), batch)
 
-    return pairwise_eval_fn(pairs, batches, device, score, "val_reward_acc")
+    return pairwise_eval_fn(units, batches, device, score, "val_reward_acc")
 
 
 def pairwise_eval_fn(pairs: Sequence, batches: list, device, score,
@@ -215,27 +332,69 @@ class PreferenceRecipe(FinetuneRecipe):
 class DPORecipe(PreferenceRecipe):
     def setup(self, run: FinetuneRun) -> None:
         super().setup(run)
-        # The reference is the model as loaded: score everything with it now, then it is no longer needed.
-        attach_reference_logps(run.model, self.train + self.val, self.pad, run.device, run.cfg.batch_size,
-                               progress=run.cfg.progress)
+        if run.cfg.loss_type not in REFERENCE_FREE_LOSSES:
+            # The reference is the model as loaded: score everything with it now, then it is no longer needed.
+            attach_reference_logps(run.model, self.train + self.val, self.pad, run.device, run.cfg.batch_size,
+                                   progress=run.cfg.progress)
+
+    def objective(self, cfg: DPOConfig):
+        return DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.rpo_alpha, cfg.simpo_gamma, cfg.orpo_lambda)
 
     def build(self, run: FinetuneRun) -> Parts:
         from llmlab.data.sft import ShuffledBatches
 
         cfg, pad = run.cfg, self.pad
-        objective = DPOLoss(cfg.beta, cfg.loss_type, cfg.label_smoothing, cfg.rpo_alpha)
-        batches = ShuffledBatches(self.train, cfg.batch_size, lambda u: collate_with_reference(u, pad), seed=cfg.seed,
+        objective = self.objective(cfg)
+        batches = ShuffledBatches(self.train, cfg.batch_size, lambda u: self.collate(u, pad), seed=cfg.seed,
                                   rank=run.dist.rank, world_size=run.dist.world_size)
         return Parts(objective, batches, len(self.train), self.tokens_per_pair,
-                     eval_fn=make_eval_fn(self.val, objective, pad, run.device, cfg.batch_size, cfg.eval_batches))
+                     eval_fn=make_eval_fn(self.val, objective, pad, run.device, cfg.batch_size, cfg.eval_batches,
+                                          self.collate))
+
+    collate = staticmethod(collate_with_reference)
 
     def describe(self, run: FinetuneRun, trainer) -> str:
-        return (f"DPO ({run.cfg.loss_type}, beta {run.cfg.beta}): {trainer.state.total_steps} steps of "
-                f"{run.units_per_step} pairs; device {run.device}")
+        name = {"sigmoid": "DPO", "ipo": "IPO"}.get(run.cfg.loss_type, run.cfg.loss_type.upper())
+        return (f"{name} (beta {run.cfg.beta}): {trainer.state.total_steps} steps of "
+                f"{run.units_per_step} {self.unit}; device {run.device}")
+
+    unit = "pairs"
 
     def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
         return {**super().results(run, trainer), "beta": run.cfg.beta, "loss_type": run.cfg.loss_type}
 
 
+class KTORecipe(DPORecipe):
+    """KTO: the same command on unpaired completions (KTO records, or pairs split in two)."""
+
+    unit = "examples"
+    collate = staticmethod(collate_unpaired)
+
+    def setup(self, run: FinetuneRun) -> None:
+        from llmlab.data.sft import check_template, load_unpaired, pad_id_for, tokenize_unpaired
+
+        self.template = check_template(run.cfg.template, run.tokenizer)
+
+        def tokenize(records, skip_long):
+            return tokenize_unpaired(records, self.template, run.tokenizer, run.max_len(), skip_long)
+
+        self.train, self.val, _ = load_tokenized(run.cfg, "preferences", load_unpaired, tokenize, "examples",
+                                                 run.max_len(), run.log)
+        self.pad = pad_id_for(run.tokenizer)
+        self.tokens_per_pair = sum(len(u.example) for u in self.train) / len(self.train)  # per example here
+        units = self.train + self.val
+        totals, _ = reference_logps(run.model, [u.example for u in units], self.pad, run.device,
+                                    run.cfg.batch_size, progress=run.cfg.progress)
+        for u, t in zip(units, totals):
+            u.ref_logp = t
+
+    def objective(self, cfg: DPOConfig):
+        return KTOLoss(cfg.beta, cfg.desirable_weight, cfg.undesirable_weight)
+
+    def results(self, run: FinetuneRun, trainer) -> dict[str, Any]:
+        return {**trainer.state.last_eval, "examples": len(self.train), "beta": run.cfg.beta,
+                "loss_type": run.cfg.loss_type}
+
+
 def run_dpo(cfg: DPOConfig, resume: bool | str = False, log: Callable[[str], None] = print) -> dict[str, Any]:
-    return run_finetune(cfg, resume, log, DPORecipe())
+    return run_finetune(cfg, resume, log, KTORecipe() if cfg.loss_type == "kto" else DPORecipe())

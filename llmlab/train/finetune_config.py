@@ -14,7 +14,8 @@ from llmlab.train.config import TrainConfig, _opt
 
 # TrainConfig fields that only mean something for pre-training from scratch; fine-tuning commands hide them.
 PRETRAIN_ONLY = ("preset", "model_config", "init_from", "sample_prompt", "eval_windows", "global_batch_tokens")
-DPO_LOSSES = ("sigmoid", "ipo")
+DPO_LOSSES = ("sigmoid", "ipo", "kto", "orpo", "simpo")
+REFERENCE_FREE_LOSSES = ("orpo", "simpo")  # no reference model: its log-prob pass is skipped
 EPOCHS_PLACEHOLDER = 10**12  # max_steps until --epochs is converted into steps
 
 
@@ -115,24 +116,41 @@ class RewardConfig(FinetuneConfig):
 @dataclass
 class DPOConfig(FinetuneConfig):
     beta: float = _opt(0.1, "DPO beta: strength of the implicit KL constraint to the reference (smaller: drift "
-                       "further).")
-    loss_type: str = _opt("sigmoid", "sigmoid (DPO) or ipo (identity preference optimisation).")
+                       "further); also KTO's beta and SimPO's reward scale (the SimPO paper uses 2-2.5). ORPO "
+                       "ignores it (see --orpo-lambda).")
+    loss_type: str = _opt("sigmoid", "Preference loss: sigmoid (DPO), ipo (identity preference optimisation), kto "
+                          "(Kahneman-Tversky: unpaired good/bad completions; pairs are split into a desirable and an "
+                          "undesirable example), orpo (odds ratio + NLL, no reference model) or simpo (length-"
+                          "normalised, with a margin; no reference model). --loss-type is the same option.",
+                          flags=("--loss", "--loss-type"))
     label_smoothing: float = _opt(0.0, "Conservative DPO: assumed share of flipped preference labels (sigmoid "
                                   "loss only).")
     rpo_alpha: float = _opt(0.0, "Weight of an extra NLL loss on the chosen responses (RPO, Pang et al. 2024; TRL's "
                             "rpo_alpha). DPO can lower the chosen answers' likelihood along with the rejected "
                             "ones' and garble them; 1.0 keeps them fluent. 0: plain DPO.")
+    simpo_gamma: float = _opt(0.5, "SimPO's target margin gamma: loss -log sigmoid(beta (avg log p(chosen) - avg "
+                              "log p(rejected)) - gamma) (TRL's simpo_gamma; the paper uses beta 2-2.5 and gamma/beta "
+                              "about 0.5).")
+    orpo_lambda: float = _opt(0.1, "ORPO's weight lambda of the odds-ratio term added to the chosen responses' NLL "
+                              "(TRL's ORPO calls it beta; here --beta stays DPO's).")
+    desirable_weight: float = _opt(1.0, "KTO's lambda_D: weight of the desirable examples' losses.")
+    undesirable_weight: float = _opt(1.0, "KTO's lambda_U: weight of the undesirable examples' losses.")
     lr: float = _opt(2e-4, "Peak learning rate.")
 
     def validate(self) -> None:
         if self.beta <= 0:
             raise ConfigError(f"beta must be positive, got {self.beta}")
         if self.loss_type not in DPO_LOSSES:
-            raise ConfigError(f"loss_type must be one of {', '.join(DPO_LOSSES)}, got {self.loss_type!r}")
+            raise ConfigError(f"--loss must be one of {', '.join(DPO_LOSSES)}, got {self.loss_type!r}")
         if not 0.0 <= self.label_smoothing < 0.5:
             raise ConfigError(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.rpo_alpha < 0:
             raise ConfigError(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
+        for name in ("simpo_gamma", "orpo_lambda", "desirable_weight", "undesirable_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.desirable_weight == self.undesirable_weight == 0:
+            raise ConfigError("desirable_weight and undesirable_weight cannot both be 0")
         super().validate()
 
 

@@ -17,7 +17,13 @@ class NextTokenLoss:
 
     def __call__(self, model, batch):
         out = model(batch["input_ids"], targets=batch["targets"])
-        return out.loss, {}
+        if out.aux_loss is None:
+            return out.loss, {}
+        # Mixture of experts: the router losses train the router; `loss` stays the cross-entropy.
+        r = out.router
+        metrics = {"moe_aux_loss": r["aux_loss"], "moe_z_loss": r["z_loss"],
+                   **{f"expert_util_{e}": f for e, f in enumerate(r["utilisation"])}}
+        return out.loss + out.aux_loss, metrics
 
     def weight(self, batch) -> float:
         return float((batch["targets"] != IGNORE_INDEX).sum())

@@ -59,6 +59,8 @@ def export_problems(cfg: ModelConfig) -> list[str]:
         problems.append(f"position is {cfg.position!r} (GPT-2 learns absolute positions)")
     if cfg.norm != "layernorm":
         problems.append(f"norm is {cfg.norm!r} (GPT-2 uses LayerNorm)")
+    if cfg.n_experts:
+        problems.append(f"n_experts is {cfg.n_experts} (GPT-2 has dense MLPs)")
     if cfg.mlp not in ("gelu", "relu"):
         problems.append(f"mlp is {cfg.mlp!r} (GPT-2 has a two-layer GELU MLP)")
     if cfg.n_kv_head != cfg.n_head:

@@ -70,10 +70,13 @@ def slides(cfg: ModelConfig) -> bool:
     return any(w is not None and w < cfg.context_length for w in cfg.attention_windows())
 
 
-def export_problems(cfg: ModelConfig, *, windows: str | None = None) -> list[str]:
+def export_problems(cfg: ModelConfig, *, windows: str | None = None, moe: bool = False) -> list[str]:
     """windows: how the family expresses sliding windows: None (it cannot), "uniform" (one window on
-    every layer, Mistral) or "per_layer" (a window and layer_types, Qwen2)."""
+    every layer, Mistral) or "per_layer" (a window and layer_types, Qwen2). moe: whether it has
+    experts (Mixtral checks those itself)."""
     problems = []
+    if cfg.n_experts and not moe:
+        problems.append(f"n_experts is {cfg.n_experts} (this layout has dense MLPs; export as family mixtral)")
     if slides(cfg) and windows is None:
         problems.append(f"sliding_window is {cfg.sliding_window} (this layout attends to the whole context; "
                         "export as family mistral or qwen2)")
@@ -135,6 +138,7 @@ LLAMA = register(Family(
 def fixed_bias_family(
     name: str, title: str, architecture: str, config_from_hf: Callable[[dict[str, Any], list[str]], ModelConfig], *,
     attention_bias: bool, hf_extra: dict[str, Any], weights: tuple[Weight, ...] = (), windows: str | None = None,
+    moe: bool = False,
 ) -> Family:
     """A family with Llama's architecture whose biases are fixed rather than configured (Mistral:
     none; Qwen2: on q, k, v): Llama's bundle with its own names, import mapping and export checks.
@@ -142,7 +146,7 @@ def fixed_bias_family(
     windows ("uniform": Mistral's `sliding_window`; "per_layer": Qwen2's, plus `layer_types`)."""
 
     def problems(cfg: ModelConfig) -> list[str]:
-        found = export_problems(cfg, windows=windows)
+        found = export_problems(cfg, windows=windows, moe=moe)
         if cfg.attention_bias != attention_bias:
             found.append(f"attention_bias is {cfg.attention_bias} ({title}'s is {attention_bias})")
         if cfg.mlp_bias:
