@@ -208,7 +208,8 @@ def test_group_subcommands_are_the_modules_of_their_package():
 
     from llmlab.cli.common import command_modules
 
-    for group, package in (("eval", "llmlab.cli.eval"), ("data", "llmlab.cli.data")):
+    for group, package in (("eval", "llmlab.cli.eval"), ("data", "llmlab.cli.data"),
+                           ("experiment", "llmlab.cli.experiment")):
         found = command_modules(package)
         assert found and set(found) == set(cli.commands[group].list_commands(click.Context(cli)))
         for name in found:

@@ -13,7 +13,7 @@ from llmlab.recipes import alignment
 
 
 def test_every_config_field_is_a_flag():
-    params = {p.name: p for p in cli.commands["experiment"].commands["alignment"].params}
+    params = {p.name: p for p in cli.commands["experiment"].get_command(None, "alignment").params}
     assert {f.name for f in dataclasses.fields(alignment.AlignmentConfig)} <= set(params)
     assert params["sft_max_steps"].opts == ["--sft-max-steps"] and params["frontier_kl"].opts == ["--frontier-kl"]
 

@@ -526,7 +526,7 @@ class Recipe:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m llmlab.recipes.alignment ...` is `llmlab experiment alignment ...` (cli/cmd_experiment.py
+    """`python -m llmlab.recipes.alignment ...` is `llmlab experiment alignment ...` (cli/experiment/alignment.py
     holds the flags: one per AlignmentConfig field)."""
     import sys
 
