@@ -231,3 +231,63 @@ def test_moe_exports_that_cannot_be_expressed_are_one_line_errors(tmp_path):
         with pytest.raises(CheckpointError, match=words) as err:
             export_gguf(ckpt, tmp_path / "out.gguf")
         assert "\n" not in str(err.value) and not (tmp_path / "out.gguf").exists()
+
+
+def test_fine_tuning_objectives_add_the_router_losses(torch_threads):
+    """SFT, DPO and KTO train an MoE model's router as pre-training does: each objective's loss is its
+    own plus the model's aux_loss, with the router metrics logged; a dense model's is unchanged."""
+    from llmlab.train.dpo import DPOLoss, KTOLoss, response_logps
+    from llmlab.train.sft import SFTLoss
+
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(**CFG, n_experts=4))
+    ids = torch.randint(0, 64, (4, 10))
+    targets = ids.roll(-1, 1)
+    targets[:, :4] = -100  # the prompt
+    batch = {"input_ids": ids, "targets": targets, "attention_mask": torch.ones_like(ids)}
+    out = model(ids, targets=targets)
+    loss, metrics = SFTLoss()(model, batch)
+    assert out.aux_loss.item() > 0
+    assert loss.item() == pytest.approx(out.loss.item() + out.aux_loss.item(), rel=1e-6)
+    assert metrics["moe_aux_loss"].item() == pytest.approx(out.router["aux_loss"].item())
+    loss.backward()
+    assert model.blocks[0].mlp.router.weight.grad.abs().sum() > 0
+
+    ref = response_logps(model, batch).detach() - 0.3
+    pairs = {**batch, "ref_logps": ref}
+    aux = model(ids, attention_mask=batch["attention_mask"]).aux_loss.item()
+    dpo = DPOLoss(beta=0.1)
+    plain = dpo.pair_losses(response_logps(model, pairs), pairs)[0].mean().item()
+    loss, metrics = dpo(model, pairs)
+    assert loss.item() == pytest.approx(plain + aux, rel=1e-6) and "expert_util_0" in metrics
+    unpaired = {**pairs, "desirable": torch.tensor([True, False, True, False])}
+    kto = KTOLoss(beta=0.1)
+    plain = kto.scores(response_logps(model, unpaired), unpaired)[0].mean().item()
+    assert kto(model, unpaired)[0].item() == pytest.approx(plain + aux, rel=1e-6)
+
+    dense = TransformerLM(ModelConfig(**CFG))
+    loss, metrics = SFTLoss()(dense, batch)
+    assert loss.item() == pytest.approx(dense(ids, targets=targets).loss.item()) and metrics == {}
+
+
+def test_lora_adapts_every_expert_and_merges_exactly(torch_threads):
+    from llmlab.model.lora import LoRAConfig, apply_lora, count_trainable, merge_and_unload
+
+    torch.manual_seed(0)
+    model = TransformerLM(ModelConfig(**CFG, n_experts=3, shared_expert=True, layer_mlp=["moe", "dense"]))
+    adapted = apply_lora(model, LoRAConfig(rank=2, targets="gate,down"))
+    assert "blocks.0.mlp.experts.2.gate" in adapted and "blocks.0.mlp.shared.down" in adapted
+    assert "blocks.1.mlp.gate" in adapted and not any("router" in a for a in adapted)
+    assert len(adapted) == 2 * (3 + 1) + 2
+    assert not model.blocks[0].mlp.router.weight.requires_grad  # the router stays the base model's
+    trainable, _ = count_trainable(model)
+    assert trainable == sum(p.numel() for n, p in model.named_parameters() if ".lora_" in n)
+    with torch.no_grad():  # move B off zero so the adapters change the output
+        for n, p in model.named_parameters():
+            if ".lora_B." in n:
+                p.normal_(0, 0.05)
+    ids = torch.randint(0, 64, (2, 12))
+    adapted_logits = model(ids).logits
+    merged = merge_and_unload(model)
+    assert not any(".lora_" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(merged(ids).logits, adapted_logits, atol=1e-5, rtol=1e-5)

@@ -10,7 +10,8 @@ Targets (names of projections in every block):
     q, k, v   the query / key / value slices of the fused `attn.qkv` projection
     qkv       the whole fused projection with one adapter
     o         the attention output projection (`attn.out`)
-    gate, up, down   the MLP projections (gate exists only with SwiGLU)
+    gate, up, down   the MLP projections (gate exists only with SwiGLU); in a mixture-of-experts
+              layer, those of every expert (and of the shared expert); routers are never adapted
     all       every projection above that the model has ("all-linear", as QLoRA recommends)
 
 Our attention computes q, k and v with one fused Linear. "q"/"v" (the LoRA paper's choice) adapt
@@ -138,22 +139,37 @@ class LoRALinear(nn.Module):
         return f"in={self.in_features}, out={self.out_features}, rank={self.rank}, slices={list(self.slices)}"
 
 
-def _block_targets(block: nn.Module, wanted: set[str]) -> Iterator[tuple[nn.Module, str, dict[str, tuple[int, int]]]]:
-    """(parent module, attribute, slices) for each projection of one block that `wanted` selects."""
-    attn, mlp = block.attn, block.mlp
+def _mlps(mlp: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(path under the block, MLP) for a dense MLP, or for each expert (and the shared expert) of a
+    mixture-of-experts layer: each expert is an MLP of the dense kind, so it takes the same adapters."""
+    experts = getattr(mlp, "experts", None)
+    if experts is None:
+        yield "mlp", mlp
+        return
+    for j, expert in enumerate(experts):
+        yield f"mlp.experts.{j}", expert
+    if getattr(mlp, "shared", None) is not None:
+        yield "mlp.shared", mlp.shared
+
+
+def _block_targets(block: nn.Module, wanted: set[str]) -> Iterator[tuple[nn.Module, str, str, dict[str, tuple[int, int]]]]:
+    """(parent module, its path in the block, attribute, slices) for each projection of one block
+    that `wanted` selects. MoE routers are never adapted: they stay the base model's."""
+    attn = block.attn
     q_dim, kv_dim, _ = attn.split_sizes
     bounds = {"q": (0, q_dim), "k": (q_dim, q_dim + kv_dim), "v": (q_dim + kv_dim, q_dim + 2 * kv_dim)}
     if "qkv" in wanted:
-        yield attn, "qkv", {"all": (0, attn.qkv.out_features)}
+        yield attn, "attn", "qkv", {"all": (0, attn.qkv.out_features)}
     sliced = {s: bounds[s] for s in QKV_SLICES if s in wanted}
     if sliced:
-        yield attn, "qkv", sliced
+        yield attn, "attn", "qkv", sliced
     if "o" in wanted:
-        yield attn, "out", {"all": (0, attn.out.out_features)}
-    for name in ("gate", "up", "down"):
-        layer = getattr(mlp, name, None)
-        if name in wanted and isinstance(layer, nn.Linear):
-            yield mlp, name, {"all": (0, layer.out_features)}
+        yield attn, "attn", "out", {"all": (0, attn.out.out_features)}
+    for path, mlp in _mlps(block.mlp):
+        for name in ("gate", "up", "down"):
+            layer = getattr(mlp, name, None)
+            if name in wanted and isinstance(layer, nn.Linear):
+                yield mlp, path, name, {"all": (0, layer.out_features)}
 
 
 def apply_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
@@ -166,10 +182,10 @@ def apply_lora(model: nn.Module, config: LoRAConfig) -> list[str]:
         p.requires_grad_(False)
     adapted, found = [], set()
     for i, block in enumerate(model.blocks):
-        for parent, attr, slices in _block_targets(block, wanted):
+        for parent, path, attr, slices in _block_targets(block, wanted):
             base = getattr(parent, attr)
             setattr(parent, attr, LoRALinear(base, slices, config.rank, config.alpha, config.dropout))
-            adapted.append(f"blocks.{i}.{'attn' if parent is block.attn else 'mlp'}.{attr}")
+            adapted.append(f"blocks.{i}.{path}.{attr}")
             sliced = attr == "qkv" and "all" not in slices
             found.update(slices if sliced else {{"out": "o"}.get(attr, attr)})
     missing = [t for t in config.targets if t != "all" and t not in found]

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from llmlab.config import IGNORE_INDEX
 from llmlab.train.finetune import FinetuneRecipe, FinetuneRun, Parts, load_tokenized, run_finetune
 from llmlab.train.finetune_config import REFERENCE_FREE_LOSSES, DPOConfig, FinetuneConfig
+from llmlab.train.objectives import with_router_losses
 from llmlab.train.trainer import move_batch
 
 
@@ -106,12 +107,17 @@ def target_counts(batch: dict[str, torch.Tensor]) -> torch.Tensor:
 def response_logps(model, batch: dict[str, torch.Tensor], average: bool = False) -> torch.Tensor:
     """Sum (or mean) of log p(target) over each row's target tokens: [rows]. Batches come from
     `collate_pairs` (chosen rows, then rejected rows)."""
+    return forward_response_logps(model, batch, average)[0]
+
+
+def forward_response_logps(model, batch: dict[str, torch.Tensor], average: bool = False):
+    """(response_logps, the model's output): objectives also need the output's router losses."""
     from llmlab.infer.scoring import token_logprobs
 
-    logits = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    lp = token_logprobs(logits, batch["targets"])  # 0 where the target is ignored
+    out = model(batch["input_ids"], attention_mask=batch["attention_mask"])
+    lp = token_logprobs(out.logits, batch["targets"])  # 0 where the target is ignored
     total = lp.sum(-1)
-    return total / target_counts(batch) if average else total
+    return (total / target_counts(batch) if average else total), out
 
 
 class DPOLoss:
@@ -143,7 +149,7 @@ class DPOLoss:
         return losses, rc - rr
 
     def __call__(self, model, batch):
-        logps = response_logps(model, batch, self.average)
+        logps, out = forward_response_logps(model, batch, self.average)
         B = logps.shape[0] // 2
         losses, rc, rr = self.pair_losses(logps, batch)
         margin = rc - rr
@@ -156,7 +162,7 @@ class DPOLoss:
             nll = -chosen_avg.mean()
             loss = loss + self.rpo_alpha * nll
             metrics["nll_chosen"] = nll.detach()
-        return loss, metrics
+        return with_router_losses(out, loss, metrics)
 
     def weight(self, batch) -> float:
         return batch["input_ids"].shape[0] / 2  # pairs
@@ -183,7 +189,7 @@ class KTOLoss:
         return torch.where(desirable, above, -above)
 
     def __call__(self, model, batch):
-        logps = response_logps(model, batch)
+        logps, out = forward_response_logps(model, batch)
         losses, rewards, z0 = kto_loss(logps, batch["ref_logps"], batch["desirable"], self.beta,
                                        self.desirable_weight, self.undesirable_weight)
         d = batch["desirable"].float()
@@ -193,7 +199,7 @@ class KTOLoss:
         signed = self.signed(rewards, z0, batch["desirable"])
         metrics = {"reward_acc": (signed > 0).float().mean(), "margin": rc - rr, "chosen_reward": rc,
                    "rejected_reward": rr, "kl": z0}
-        return losses.mean(), metrics
+        return with_router_losses(out, losses.mean(), metrics)
 
     def weight(self, batch) -> float:
         return batch["input_ids"].shape[0]  # examples

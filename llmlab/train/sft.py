@@ -33,9 +33,10 @@ class SFTLoss:
 
     def __call__(self, model, batch):
         from llmlab.data.sft import model_inputs
+        from llmlab.train.objectives import with_router_losses
 
         out = model(batch["input_ids"], targets=batch["targets"], **model_inputs(batch))
-        return out.loss, {}
+        return with_router_losses(out, out.loss)
 
     def weight(self, batch) -> float:
         from llmlab.train.objectives import count_targets
