@@ -72,6 +72,9 @@ def test_generative_scoring():
     sol = "The milkshakes cost 5 x 3 = 15 coins.\nAfter paying: 58 - 15 = 43 coins.\nAnswer: 43"
     assert score_generation(sol, ["43"], "answer") == {"exact_match": 1.0, "contains": 1.0}
     assert score_generation("Answer: 42 (not 43)", ["43"], "answer")["exact_match"] == 0.0
+    # One answer given as a string is one answer, not its characters ("14" is not "1" or "4").
+    assert score_generation("Answer: 4", "14", "answer") == {"exact_match": 0.0, "contains": 0.0}
+    assert score_generation("Answer: 14", "14", "answer")["exact_match"] == 1.0
 
 
 def test_the_model_knows_its_facts_as_multiple_choice_and_generation(fact_model):
@@ -149,6 +152,7 @@ def test_builtin_tinyworld_tasks():
     assert reviews.shots == 4 and not {d["query"] for d in reviews.docs} & {d["query"] for d in reviews.fewshot_docs}
     arith = tinyworld_task("tinyworld_arithmetic_2", probes)
     assert arith.docs[0]["extract"] == "answer" and arith.target_delimiter == "\n"
+    assert all(isinstance(d["answer"], list) and len(d["answer"]) == 1 for d in arith.docs)
 
 
 def test_cli(fact_model, tmp_path, capsys):

@@ -16,8 +16,10 @@ With `extract: "answer"` the final answer (the number after "Answer:", else the 
 
 Prompts (lm-eval's layout): description, then k examples, then the query, joined by
 `fewshot_delimiter` ("\\n\\n"); an example is its query + `target_delimiter` (" ") + its target.
-Examples are drawn with a seeded RNG per document from the task's few-shot pool (records with
-"split": "train" when the file has them, else the other records), never the document itself.
+Examples are drawn with one seeded RNG, document after document, from the task's few-shot pool
+(records with "split": "train" when the file has them, else the other records), never the document
+itself, exactly as lm-eval's sampler draws them (`Task.fewshot_examples`), so the same seed gives
+the same prompts in `llmlab eval tasks` and `llmlab eval harness`.
 
 JSONL schema (one record per line; docs/evaluation.md):
     multiple choice: {"query": str, "choices": [str, ...], "gold": int | str}
@@ -60,11 +62,33 @@ class Task:
             return doc["choices"][doc["gold"]]
         return doc.get("target") or doc["answer"][0]
 
+    def doc_key(self, doc: Mapping[str, Any]) -> tuple:
+        """What makes two documents the same one (for keeping a document out of its own examples):
+        the fields a prompt and a score use, as the lm-eval export writes them (harness_tasks)."""
+        if self.kind == "multiple_choice":
+            return doc["query"], tuple(doc["choices"]), doc["gold"]
+        return doc["query"], tuple(doc["answer"]), self.target(doc), doc.get("extract") or ""
+
+    def fewshot_examples(self, doc: Mapping[str, Any], k: int, rng: random.Random) -> list[dict[str, Any]]:
+        """k examples for `doc`, drawn exactly as lm-eval's ContextSampler does (so that the same seed
+        gives the same prompts in both): from a separate pool, `rng.sample(pool, k)`; from the
+        documents themselves, `rng.sample(pool, k + 1)` less `doc`, cut to k (redrawn from the pool
+        without `doc` in the rare case that copies of it left fewer than k)."""
+        if k == 0:
+            return []
+        pool = self.fewshot_docs
+        shared = pool is self.docs
+        key = self.doc_key(doc)
+        others = [d for d in pool if self.doc_key(d) != key] if shared else pool
+        if k > len(others):
+            raise ConfigError(f"task {self.name}: {k} shots asked but only {len(others)} examples available")
+        if not shared:
+            return rng.sample(pool, k)
+        picked = [d for d in rng.sample(pool, k + 1) if self.doc_key(d) != key][:k]
+        return picked if len(picked) == k else rng.sample(others, k)
+
     def fewshot_context(self, doc: Mapping[str, Any], k: int, rng: random.Random) -> str:
-        pool = [d for d in self.fewshot_docs if d is not doc]
-        if k > len(pool):
-            raise ConfigError(f"task {self.name}: {k} shots asked but only {len(pool)} examples available")
-        examples = rng.sample(pool, k) if k else []
+        examples = self.fewshot_examples(doc, k, rng)
         parts = ([self.description] if self.description else [])
         parts += [d["query"] + self.target_delimiter + self.target(d) for d in examples]
         return self.fewshot_delimiter.join(parts + [doc["query"]])
@@ -185,7 +209,9 @@ def _contains(output: str, answer: str) -> bool:
 
 
 def score_generation(output: str, answers: Sequence[str], extract: str | None = None) -> dict[str, float]:
-    """exact_match and contains of one generation against its gold answers."""
+    """exact_match and contains of one generation against its gold answers (a list, or one string)."""
+    if isinstance(answers, (str, int, float)):
+        answers = [str(answers)]  # a bare "14" must not be read as the answers "1" and "4"
     if extract == "answer":
         from llmlab.infer import extract_answer
 
@@ -222,12 +248,13 @@ def _run_multiple_choice(model, tokenizer, task, docs, contexts, k, batch_size) 
     cont = [task.target_delimiter + ch for d in docs for ch in d["choices"]]
     scored = score_continuations(model, tokenizer, ctx, cont, batch_size=batch_size)
     samples, pos = [], 0
-    for d in docs:
+    for d, c in zip(docs, contexts):
         lls = [s for s, _, _ in scored[pos:pos + len(d["choices"])]]
         pos += len(d["choices"])
         pred = _argmax(lls)
         pred_norm = _argmax([ll / len(ch) for ll, ch in zip(lls, d["choices"])])
-        samples.append({"query": d["query"], "choices": d["choices"], "gold": d["gold"], "loglikelihoods": lls,
+        samples.append({"query": d["query"], "prompt": c, "choices": d["choices"], "gold": d["gold"],
+                        "loglikelihoods": lls,
                         "pred": pred, "pred_norm": pred_norm, "acc": float(pred == d["gold"]),
                         "acc_norm": float(pred_norm == d["gold"])})
     n = len(samples)
@@ -243,8 +270,8 @@ def _run_generate(model, tokenizer, task, docs, contexts, k, batch_size) -> Task
     outputs = batch_generate(model, tokenizer, contexts, temperature=0.0, max_new_tokens=task.max_new_tokens,
                              stop=task.stop, truncation="left", max_batch_size=batch_size)
     samples = []
-    for d, out in zip(docs, outputs):
-        samples.append({"query": d["query"], "answer": d["answer"], "output": out,
+    for d, c, out in zip(docs, contexts, outputs):
+        samples.append({"query": d["query"], "prompt": c, "answer": d["answer"], "output": out,
                         **score_generation(out, d["answer"], d.get("extract"))})
     n = len(samples)
     metrics = {m: sum(s[m] for s in samples) / n for m in ("exact_match", "contains")}
@@ -313,7 +340,7 @@ def _reviews(probes: Any) -> Task:
 
 
 def _arithmetic(probes: Any, steps: int) -> Task:
-    docs = [{"query": r["question"], "answer": str(r["answer"]), "target": r["solution"], "extract": "answer"}
+    docs = [{"query": r["question"], "answer": [str(r["answer"])], "target": r["solution"], "extract": "answer"}
             for r in probes.load(f"arithmetic/steps_{steps}")]
     return Task(f"tinyworld_arithmetic_{steps}", "generate", docs, docs, target_delimiter="\n",
                 max_new_tokens=24 + 24 * steps, stop=["\n\n"],
@@ -335,6 +362,22 @@ def tinyworld_task(name: str, probes: Any = None) -> Task:
     if name not in TINYWORLD_TASKS:
         raise ConfigError(f"unknown task {name!r}; built in: {', '.join(TINYWORLD_TASKS)}")
     return TINYWORLD_TASKS[name](probes or TinyworldProbes())
+
+
+def resolve_task_names(names: Sequence[str], default_all: bool = True) -> list[str]:
+    """Built-in task names as given on a command line (repeated or comma-separated; "tinyworld" for
+    all), in order without repeats; all of them when none is given and `default_all`."""
+    out: list[str] = []
+    for item in names:
+        for n in (p.strip() for p in str(item).split(",")):
+            if not n:
+                continue
+            for name in (list(TINYWORLD_TASKS) if n == "tinyworld" else [n]):
+                if name not in TINYWORLD_TASKS:
+                    raise ConfigError(f"unknown task {name!r}; built in: tinyworld, {', '.join(TINYWORLD_TASKS)}")
+                if name not in out:
+                    out.append(name)
+    return out if out or not default_all else list(TINYWORLD_TASKS)
 
 
 def accuracy_summary(result: TaskResult) -> tuple[str, float]:

@@ -14,8 +14,9 @@ from llmlab.cli.eval import device_option
 @click.command("tasks")
 @model_option
 @click.option("--task", "task_names", multiple=True, metavar="NAME",
-              help="Built-in task (repeatable): tinyworld_reviews, tinyworld_facts_mc, tinyworld_facts_gen, "
-                   "tinyworld_arithmetic_1..4, or 'tinyworld' for all of them. Default: all, unless --file is given.")
+              help="Built-in task (repeatable or comma-separated): tinyworld_reviews, tinyworld_facts_mc, "
+                   "tinyworld_facts_gen, tinyworld_arithmetic_1..4, or 'tinyworld' for all of them. Default: all, "
+                   "unless --file is given.")
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="A task as JSONL (repeatable); see docs/evaluation.md for the schema.")
 @click.option("--shots", type=int, default=None,
@@ -42,17 +43,10 @@ def command(model_dir: str, task_names: tuple[str, ...], files: tuple[str, ...],
     from pathlib import Path
 
     from llmlab.errors import ConfigError
-    from llmlab.eval.tasks import TABLE_COLUMNS, TINYWORLD_TASKS, result_rows, run_tasks
+    from llmlab.eval.tasks import TABLE_COLUMNS, resolve_task_names, result_rows, run_tasks
     from llmlab.eval.tinyworld_probes import TinyworldProbes, find_tinyworld_dir
 
-    names: list[str] = []
-    for n in task_names:
-        names += list(TINYWORLD_TASKS) if n == "tinyworld" else [n]
-    if not names and not files:
-        names = list(TINYWORLD_TASKS)
-    unknown = [n for n in names if n not in TINYWORLD_TASKS]
-    if unknown:
-        raise ConfigError(f"unknown task {unknown[0]!r}; built in: tinyworld, {', '.join(TINYWORLD_TASKS)}")
+    names = resolve_task_names(task_names, default_all=not files)
     if shots is not None and shots < 0:
         raise ConfigError(f"--shots must be 0 or more, got {shots}")
     for f in files:
